@@ -1,0 +1,1 @@
+"""Ray-free domain core of raytrader: data, accounting, fill model, risk rules, statistics."""
