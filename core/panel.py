@@ -68,7 +68,7 @@ class WidePanel:
 
 
 def to_wide(df: pl.DataFrame, symbols: list[str] | None = None) -> WidePanel:
-    """Pivot a validated long panel to the wide form; symbol order is first appearance unless given."""
+    """Pivot a validated long panel to the wide form (symbols in order of first appearance)."""
     if symbols is None:
         symbols = df.get_column("symbol").unique(maintain_order=True).to_list()
     ts = df.get_column("timestamp").unique().sort()

@@ -16,7 +16,6 @@ from numba import njit, prange
 
 from core.accounting_nb import (
     ST_AVG,
-    ST_ENTRY_T,
     ST_HAS_PEND,
     ST_LAST_CLOSE,
     ST_PEND,
@@ -190,7 +189,7 @@ def _run_group_nb(
             for j in range(c0, c1):
                 state[j, ST_STOPPED] = 0.0
         # 1. open: gap stops, then the orders decided on the previous close
-        if not fill_close and n_pending > 0:
+        if not fill_close:
             if has_stops:
                 for j in range(c0, c1):
                     pos = state[j, ST_POS]
@@ -202,13 +201,14 @@ def _run_group_nb(
                             cash += _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate,
                                                   comm_fixed, trades, trade_base, trade_cap,
                                                   n_trades)  # fmt: skip
-            cash = _execute_pending_nb(
-                g, c0, c1, t, open_[t], price_col, cash, state, summary, leverage, comm_rate,
-                comm_fixed, slip, trades, trade_base, trade_cap, n_trades, rejected, rej_base,
-                rej_cap, n_rejected,
-            )  # fmt: skip
-            n_pending = 0
-        # 2. intrabar stops (gap stops of positions without a pending order are decided here)
+            if n_pending > 0:
+                cash = _execute_pending_nb(
+                    g, c0, c1, t, open_[t], price_col, cash, state, summary, leverage, comm_rate,
+                    comm_fixed, slip, trades, trade_base, trade_cap, n_trades, rejected, rej_base,
+                    rej_cap, n_rejected,
+                )  # fmt: skip
+                n_pending = 0
+        # 2. intrabar stops (with fill=close, a gap through a level is decided here)
         if has_stops:
             for j in range(c0, c1):
                 pos = state[j, ST_POS]
@@ -216,7 +216,7 @@ def _run_group_nb(
                     p = price_col[j]
                     code, price = intrabar_stop_nb(
                         pos, state[j, ST_AVG], sl[j], tp[j], open_[t, p], high[t, p], low[t, p],
-                        slip, fill_close or state[j, ST_ENTRY_T] < t,
+                        slip, fill_close,
                     )  # fmt: skip
                     if code != NO_STOP:
                         cash += _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate,

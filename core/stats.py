@@ -42,7 +42,7 @@ class Stats(BaseModel):
 
 
 def periods_per_year(timestamps: np.ndarray) -> float:
-    """Bars per year from the bar interval: 252 daily, 52 weekly, 12 monthly, 252*bars/day intraday."""
+    """Bars per year from the bar interval: 252 daily, 52 weekly, 12 monthly, 252 x bars/day."""
     ts = np.asarray(timestamps).astype("datetime64[us]").astype(np.int64)
     if len(ts) < 2:
         return 252.0
@@ -105,7 +105,9 @@ def compute_stats(
     )
 
 
-def summary_stats(summary: np.ndarray, initial_cash: np.ndarray, ppy: float) -> dict[str, np.ndarray]:
+def summary_stats(
+    summary: np.ndarray, initial_cash: np.ndarray, ppy: float
+) -> dict[str, np.ndarray]:
     """Vectorized statistics of many runs from the kernel's streaming summary rows (no VaR)."""
     from core.accounting_nb import SUMMARY_FIELDS
 

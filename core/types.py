@@ -12,9 +12,9 @@ from typing import Annotated
 from pydantic import Field
 
 __all__ = [
-    "Bps",
     "BadBarPolicy",
     "BadBarRule",
+    "Bps",
     "ExitReason",
     "FillMode",
     "NonNegFloat",

@@ -8,6 +8,7 @@ Equity curves must agree to 1e-9 relative, trades and rejections exactly.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from core.panel import WidePanel
 from core.sim import BacktestResult, SimConfig, run_backtest
 from tests.reference.ref_sim import RefResult, ref_backtest
+
+EXAMPLES = int(os.environ.get("SIM_EXAMPLES", "300"))  # raise it locally for a deeper search
 
 
 def random_panel(rng: np.random.Generator, n_bars: int, n_symbols: int) -> WidePanel:
@@ -63,7 +66,9 @@ def compare(panel: WidePanel, weights: np.ndarray, cfg: SimConfig) -> None:
         leverage=cfg.leverage, rebalance=cfg.rebalance.value, min_trade_pct=cfg.min_trade_pct,
     )  # fmt: skip
     np.testing.assert_allclose(got.equity, ref.equity, rtol=1e-9, atol=1e-7)
-    index = {str(np.datetime_as_string(t, unit="s")) + "Z": i for i, t in enumerate(panel.timestamps)}
+    index = {
+        str(np.datetime_as_string(t, unit="s")) + "Z": i for i, t in enumerate(panel.timestamps)
+    }
     ours = [
         (t["symbol"], t["side"], t["qty"], index[t["entry_time"]], t["entry_price"],
          None if t["exit_time"] is None else index[t["exit_time"]], t["exit_price"], t["pnl"],
@@ -106,7 +111,7 @@ config_strategy = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_symbols=st.integers(1, 3),
