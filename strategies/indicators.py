@@ -1,0 +1,341 @@
+"""Indicator and event kernels shared by the built-in strategies.
+
+Every kernel is a ``*_nb`` numba function taking arrays and scalars only; rolling kernels accept
+a 1-D series or a 2-D (time x symbol) array and work per column. NaN marks "not defined": a
+window containing a NaN (a symbol not yet listed) gives NaN. Comparisons that create events
+use a relative tolerance (``|a - b| <= tol * |b|`` is a tie) so float noise never trades.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "TOL",
+    "cmp_tol_nb",
+    "cross_event_nb",
+    "cross_signal_batch_nb",
+    "cross_signal_nb",
+    "level_cross_signal_nb",
+    "rolling_max_nb",
+    "rolling_min_nb",
+    "rolling_std_nb",
+    "sma_nb",
+    "wilder_rsi_nb",
+]
+
+#: Relative tolerance of every event comparison (docs/semantics.md).
+TOL = 1e-10
+
+
+@njit(cache=True)
+def cmp_tol_nb(a: float, b: float, tol: float = TOL) -> int:
+    """+1 if a > b, -1 if a < b, 0 for a tie (``|a - b| <= tol * |b|``) or a NaN operand."""
+    if math.isnan(a) or math.isnan(b):
+        return 0
+    diff = a - b
+    if abs(diff) <= tol * abs(b):
+        return 0
+    return 1 if diff > 0 else -1
+
+
+@njit(cache=True)
+def cross_event_nb(a_prev: float, b_prev: float, a: float, b: float, tol: float = TOL) -> int:
+    """+1 if a crosses above b at this bar, -1 if below, 0 otherwise (all four must be defined).
+
+    Up-cross: a > b now beyond the tolerance and a <= b at the previous bar (a tie counts as <=).
+    """
+    if math.isnan(a_prev) or math.isnan(b_prev) or math.isnan(a) or math.isnan(b):
+        return 0
+    now = cmp_tol_nb(a, b, tol)
+    if now == 0:
+        return 0
+    before = cmp_tol_nb(a_prev, b_prev, tol)
+    if now > 0 and before <= 0:
+        return 1
+    if now < 0 and before >= 0:
+        return -1
+    return 0
+
+
+@njit(cache=True)
+def _as_2d_nb(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous (time x columns) view of a 1-D or 2-D array."""
+    xc = np.ascontiguousarray(x)
+    n_rows = xc.shape[0]
+    n_cols = xc.size // n_rows if n_rows > 0 else 0
+    return xc.reshape((n_rows, n_cols))
+
+
+@njit(cache=True)
+def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling mean over ``n`` bars, NaN until n bars exist and while the window holds a NaN.
+
+    O(T) running sum, re-summed exactly every n bars (and after every gap) to stop drift.
+    Bar-major loops keep the memory access sequential; each column's arithmetic depends on
+    that column alone, so a column gives the same bits whatever the other columns are.
+    """
+    if n < 1:
+        raise ValueError("sma_nb: window must be >= 1")
+    x2 = _as_2d_nb(x)
+    n_bars, n_cols = x2.shape
+    out = np.empty((n_bars, n_cols))
+    nan_count = np.zeros(n_cols, dtype=np.int64)
+    total = np.zeros(n_cols)
+    fresh = np.ones(n_cols, dtype=np.bool_)  # no value at the previous bar: re-sum exactly
+    for i in range(n_bars):
+        for j in range(n_cols):
+            if math.isnan(x2[i, j]):
+                nan_count[j] += 1
+            if i >= n and math.isnan(x2[i - n, j]):
+                nan_count[j] -= 1
+        if i < n - 1:
+            out[i] = np.nan
+            continue
+        if (i + 1) % n == 0:  # scheduled exact re-sum of every column, in window order
+            total[:] = 0.0
+            for k in range(i - n + 1, i + 1):
+                for j in range(n_cols):
+                    total[j] += x2[k, j]
+            fresh[:] = False
+        for j in range(n_cols):
+            if nan_count[j] > 0:
+                out[i, j] = np.nan
+                fresh[j] = True
+                continue
+            if fresh[j]:
+                total[j] = 0.0
+                for k in range(i - n + 1, i + 1):
+                    total[j] += x2[k, j]
+                fresh[j] = False
+            elif (i + 1) % n != 0:
+                total[j] += x2[i, j] - x2[i - n, j]
+            out[i, j] = total[j] / n
+    return out.reshape(x.shape)
+
+
+@njit(cache=True)
+def _window_mean_m2_nb(x2: np.ndarray, j: int, start: int, stop: int) -> tuple[float, float]:
+    """Exact two-pass mean and sum of squared deviations of ``x2[start:stop, j]``."""
+    total = 0.0
+    for k in range(start, stop):
+        total += x2[k, j]
+    mean = total / (stop - start)
+    m2 = 0.0
+    for k in range(start, stop):
+        m2 += (x2[k, j] - mean) ** 2
+    return mean, m2
+
+
+@njit(cache=True)
+def rolling_std_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Rolling sample standard deviation (ddof=1) over ``n`` >= 2 bars, NaN like ``sma_nb``.
+
+    Sliding Welford update, recomputed exactly (two-pass) every n bars and after every gap.
+    """
+    if n < 2:
+        raise ValueError("rolling_std_nb: window must be >= 2")
+    x2 = _as_2d_nb(x)
+    n_bars, n_cols = x2.shape
+    out = np.empty((n_bars, n_cols))
+    for j in range(n_cols):
+        nan_count = 0
+        mean = 0.0
+        m2 = 0.0
+        fresh = True
+        for i in range(n_bars):
+            if math.isnan(x2[i, j]):
+                nan_count += 1
+            if i >= n and math.isnan(x2[i - n, j]):
+                nan_count -= 1
+            if i < n - 1 or nan_count > 0:
+                out[i, j] = np.nan
+                fresh = True
+                continue
+            if fresh or (i + 1) % n == 0:
+                mean, m2 = _window_mean_m2_nb(x2, j, i - n + 1, i + 1)
+                fresh = False
+            else:
+                new, old = x2[i, j], x2[i - n, j]
+                new_mean = mean + (new - old) / n
+                m2 += (new - old) * (new - new_mean + old - mean)
+                mean = new_mean
+            out[i, j] = math.sqrt(max(m2, 0.0) / (n - 1))
+    return out.reshape(x.shape)
+
+
+@njit(cache=True)
+def _rolling_extreme_nb(x: np.ndarray, n: int, sign: float) -> np.ndarray:
+    """Rolling max (sign=+1) or min (sign=-1) with a monotone deque: O(T) per column."""
+    if n < 1:
+        raise ValueError("rolling window must be >= 1")
+    x2 = _as_2d_nb(x)
+    n_bars, n_cols = x2.shape
+    out = np.empty((n_bars, n_cols))
+    queue = np.empty(n_bars, dtype=np.int64)
+    for j in range(n_cols):
+        head = 0
+        tail = 0
+        last_nan = -1
+        for i in range(n_bars):
+            v = x2[i, j]
+            if math.isnan(v):
+                last_nan = i
+            else:
+                while tail > head and sign * x2[queue[tail - 1], j] <= sign * v:
+                    tail -= 1
+                queue[tail] = i
+                tail += 1
+            while head < tail and queue[head] <= i - n:
+                head += 1
+            if i >= n - 1 and last_nan <= i - n and head < tail:
+                out[i, j] = x2[queue[head], j]
+            else:
+                out[i, j] = np.nan
+    return out.reshape(x.shape)
+
+
+@njit(cache=True)
+def rolling_max_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Highest value of the last ``n`` bars (inclusive of the current one), NaN like ``sma_nb``."""
+    return _rolling_extreme_nb(x, n, 1.0)
+
+
+@njit(cache=True)
+def rolling_min_nb(x: np.ndarray, n: int) -> np.ndarray:
+    """Lowest value of the last ``n`` bars (inclusive of the current one), NaN like ``sma_nb``."""
+    return _rolling_extreme_nb(x, n, -1.0)
+
+
+@njit(cache=True)
+def _rsi_value_nb(avg_gain: float, avg_loss: float) -> float:
+    """RSI from Wilder averages; no losses gives 100 (or 50 when there are no gains either)."""
+    if avg_loss == 0.0:
+        return 100.0 if avg_gain > 0.0 else 50.0
+    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+
+
+@njit(cache=True)
+def wilder_rsi_nb(close: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's RSI per column: seeded with the simple mean of the first ``period`` changes.
+
+    Then ``avg = avg * (1 - 1/p) + x / p``. NaN closes are skipped (their bar gets NaN and the
+    next change is taken from the last valid close), so leading NaNs shift the seed.
+    """
+    if period < 1:
+        raise ValueError("wilder_rsi_nb: period must be >= 1")
+    x2 = _as_2d_nb(close)
+    n_bars, n_cols = x2.shape
+    out = np.empty((n_bars, n_cols))
+    decay = 1.0 - 1.0 / period
+    for j in range(n_cols):
+        prev = np.nan
+        count = 0
+        avg_gain = 0.0
+        avg_loss = 0.0
+        for i in range(n_bars):
+            c = x2[i, j]
+            out[i, j] = np.nan
+            if math.isnan(c):
+                continue
+            if math.isnan(prev):
+                prev = c
+                continue
+            change = c - prev
+            prev = c
+            gain = change if change > 0.0 else 0.0
+            loss = -change if change < 0.0 else 0.0
+            count += 1
+            if count <= period:
+                avg_gain += gain
+                avg_loss += loss
+                if count < period:
+                    continue
+                avg_gain = avg_gain / period
+                avg_loss = avg_loss / period
+            else:
+                avg_gain = avg_gain * decay + gain / period
+                avg_loss = avg_loss * decay + loss / period
+            out[i, j] = _rsi_value_nb(avg_gain, avg_loss)
+    return out.reshape(close.shape)
+
+
+@njit(cache=True)
+def cross_signal_nb(a: np.ndarray, b: np.ndarray, out: np.ndarray, tol: float = TOL) -> None:
+    """Event weights for "a crosses b" (T x N): 1.0 up-cross, 0.0 down-cross, NaN elsewhere."""
+    n_bars, n_cols = a.shape
+    if n_bars == 0:
+        return
+    for j in range(n_cols):
+        out[0, j] = np.nan
+    for t in range(1, n_bars):
+        for j in range(n_cols):
+            event = cross_event_nb(a[t - 1, j], b[t - 1, j], a[t, j], b[t, j], tol)
+            out[t, j] = 1.0 if event > 0 else (0.0 if event < 0 else np.nan)
+
+
+@njit(cache=True)
+def cross_signal_batch_nb(
+    stack: np.ndarray,
+    fast_idx: np.ndarray,
+    slow_idx: np.ndarray,
+    out: np.ndarray,
+    tol: float = TOL,
+) -> None:
+    """``cross_signal_nb`` for many pairs of precomputed series at once.
+
+    ``stack`` is (W x T x N), one series per distinct window; pair p crosses
+    ``stack[fast_idx[p]]`` over ``stack[slow_idx[p]]`` into ``out[:, p * N + s]``. Row-major
+    order (bar, pair, symbol) keeps the reads in cache and the writes sequential; the sign of
+    the previous bar is carried per column so each comparison is made once.
+    """
+    _, n_bars, n_sym = stack.shape
+    n_pairs = fast_idx.shape[0]
+    prev = np.full(n_pairs * n_sym, 2, dtype=np.int8)  # cmp at t-1; 2 = undefined
+    for t in range(n_bars):
+        for p in range(n_pairs):
+            fast = stack[fast_idx[p], t]
+            slow = stack[slow_idx[p], t]
+            base = p * n_sym
+            for s in range(n_sym):
+                a = fast[s]
+                b = slow[s]
+                before = prev[base + s]
+                now = 2 if math.isnan(a) or math.isnan(b) else cmp_tol_nb(a, b, tol)
+                value = np.nan
+                if before != 2 and now != 2:
+                    if now > 0 and before <= 0:
+                        value = 1.0
+                    elif now < 0 and before >= 0:
+                        value = 0.0
+                out[t, base + s] = value
+                prev[base + s] = now
+
+
+@njit(cache=True)
+def level_cross_signal_nb(
+    x: np.ndarray, lower: float, upper: float, out: np.ndarray, tol: float = TOL
+) -> None:
+    """Oscillator events (T x N): 1.0 on a cross below ``lower``, 0.0 above ``upper``, else NaN.
+
+    Both bars must be defined. Below L: ``x[t-1] >= L`` and ``x[t] < L``; above U:
+    ``x[t-1] <= U`` and ``x[t] > U``.
+    """
+    n_bars, n_cols = x.shape
+    if n_bars == 0:
+        return
+    for j in range(n_cols):
+        out[0, j] = np.nan
+    for t in range(1, n_bars):
+        for j in range(n_cols):
+            out[t, j] = np.nan
+            before, now = x[t - 1, j], x[t, j]
+            if math.isnan(before) or math.isnan(now):
+                continue
+            if cmp_tol_nb(before, lower, tol) >= 0 and cmp_tol_nb(now, lower, tol) < 0:
+                out[t, j] = 1.0
+            elif cmp_tol_nb(before, upper, tol) <= 0 and cmp_tol_nb(now, upper, tol) > 0:
+                out[t, j] = 0.0
