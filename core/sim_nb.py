@@ -162,6 +162,20 @@ def _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate, comm_fixed, t
 
 
 @njit(cache=True, error_model="numpy")
+def _finish_summary_nb(row, final_eq, max_dd, sum_r, sum_r2, down2, exposure, n_bars):
+    """Write a portfolio's streaming statistics into its summary row."""
+    row[SUM_FINAL_EQ] = final_eq
+    row[SUM_MAX_DD] = max_dd
+    mean_r = sum_r / n_bars
+    row[SUM_MEAN_R] = mean_r
+    var = (sum_r2 - sum_r * mean_r) / (n_bars - 1) if n_bars > 1 else math.nan
+    row[SUM_STD_R] = math.sqrt(max(var, 0.0))
+    row[SUM_DOWNSIDE] = math.sqrt(down2 / n_bars)
+    row[SUM_EXPOSURE_BARS] = exposure
+    row[SUM_N_BARS] = n_bars
+
+
+@njit(cache=True, error_model="numpy")
 def _run_group_nb(
     g, c0, c1, open_, high, low, close, weights, price_col, cash0, sl, tp, fill_close, size_pct,
     fractional, comm_rate, comm_fixed, slip, leverage, every_bar, min_trade_frac, state, summary,
@@ -275,28 +289,153 @@ def _run_group_nb(
                 pos_out[t, j] = state[j, ST_POS]
         if held:
             exposure += 1.0
-        r = eq / prev_eq - 1.0
-        prev_eq = eq
-        sum_r += r
-        sum_r2 += r * r
-        if r < 0:
-            down2 += r * r
-        if eq > peak:
-            peak = eq
-            dd_floor = peak * (1.0 - max_dd)
-        elif eq < dd_floor:
-            max_dd = 1.0 - eq / peak
-            dd_floor = eq
-    row = summary[g]
-    row[SUM_FINAL_EQ] = prev_eq
-    row[SUM_MAX_DD] = max_dd
-    mean_r = sum_r / n_bars
-    row[SUM_MEAN_R] = mean_r
-    var = (sum_r2 - sum_r * mean_r) / (n_bars - 1) if n_bars > 1 else math.nan
-    row[SUM_STD_R] = math.sqrt(max(var, 0.0))
-    row[SUM_DOWNSIDE] = math.sqrt(down2 / n_bars)
-    row[SUM_EXPOSURE_BARS] = exposure
-    row[SUM_N_BARS] = n_bars
+        if eq != prev_eq:  # an unchanged equity adds a zero return: nothing to accumulate
+            r = eq / prev_eq - 1.0
+            prev_eq = eq
+            sum_r += r
+            sum_r2 += r * r
+            neg = min(r, 0.0)  # branch-free: the sign of a return is a coin flip
+            down2 += neg * neg
+            if eq > peak:
+                peak = eq
+                dd_floor = peak * (1.0 - max_dd)
+            elif eq < dd_floor:
+                max_dd = 1.0 - eq / peak
+                dd_floor = eq
+    _finish_summary_nb(summary[g], prev_eq, max_dd, sum_r, sum_r2, down2, exposure, n_bars)
+
+@njit(cache=True, error_model="numpy")
+def _single_events_nb(
+    g, j, t, p, cash, pos, last_close, pending, has_stops, open_, high, low, price_col, sl, tp,
+    fill_close, slip, leverage, comm_rate, comm_fixed, state, summary, trades, trade_base,
+    trade_cap, n_trades, rejected, rej_base, rej_cap, n_rejected,
+):  # fmt: skip
+    """Steps 1-2 of a bar for a one-column portfolio: gap stops, the pending fill, intrabar
+    stops. Returns the new (cash, shares, last close, stopped on this bar)."""
+    stopped = False
+    if has_stops and pos != 0 and not fill_close:  # 1.1 gap stops at the open
+        code, price = gap_stop_nb(pos, state[j, ST_AVG], sl[j], tp[j], open_[t, p], slip)
+        if code != NO_STOP:
+            cash += _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate, comm_fixed,
+                                  trades, trade_base, trade_cap, n_trades)  # fmt: skip
+            pos = 0.0
+            stopped = True
+    if pending:  # 1.2 the order decided at the previous close (next_open only)
+        if stopped:
+            state[j, ST_HAS_PEND] = 0.0  # an exit by stop wins over a same-bar signal
+        else:
+            state[j, ST_LAST_CLOSE] = last_close
+            state[j, ST_STOPPED] = 0.0
+            cash = _execute_pending_nb(
+                g, j, j + 1, t, open_[t], price_col, cash, state, summary, leverage, comm_rate,
+                comm_fixed, slip, trades, trade_base, trade_cap, n_trades, rejected, rej_base,
+                rej_cap, n_rejected,
+            )  # fmt: skip
+            pos = state[j, ST_POS]
+            last_close = state[j, ST_LAST_CLOSE]
+    if has_stops and pos != 0 and not stopped:  # 2. intrabar stops
+        code, price = intrabar_stop_nb(
+            pos, state[j, ST_AVG], sl[j], tp[j], open_[t, p], high[t, p], low[t, p], slip,
+            fill_close,
+        )  # fmt: skip
+        if code != NO_STOP:
+            cash += _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate, comm_fixed,
+                                  trades, trade_base, trade_cap, n_trades)  # fmt: skip
+            pos = 0.0
+            stopped = True
+    return cash, pos, last_close, stopped
+
+
+@njit(cache=True, error_model="numpy")
+def _run_single_nb(
+    g, j, open_, high, low, close, weights, price_col, cash0, sl, tp, fill_close, size_pct,
+    fractional, comm_rate, comm_fixed, slip, leverage, every_bar, min_trade_frac, state, summary,
+    equity_out, record_equity, cash_out, pos_out, record_detail, trades, trade_base, trade_cap,
+    n_trades, rejected, rej_base, rej_cap, n_rejected,
+):  # fmt: skip
+    """One-column portfolio: the same events as _run_group_nb with the hot state in registers.
+
+    Quiet bars (no order, no stop) touch only local variables; every event goes through the
+    shared functions (fills, stops, rejections) after writing the locals back to ``state``.
+    """
+    n_bars = close.shape[0]
+    p = price_col[j]
+    cash = cash0
+    prev_eq = cash0
+    peak = cash0
+    max_dd = 0.0
+    dd_floor = cash0
+    sum_r = 0.0
+    sum_r2 = 0.0
+    down2 = 0.0
+    exposure = 0.0
+    has_stops = sl[j] == sl[j] or tp[j] == tp[j]
+    pos = state[j, ST_POS]
+    tgt = state[j, ST_TGT]
+    last_close = state[j, ST_LAST_CLOSE]
+    pending = False
+    for t in range(n_bars):
+        stopped = False
+        if pending or (has_stops and pos != 0):  # rare: keeps the quiet-bar loop tight
+            cash, pos, last_close, stopped = _single_events_nb(
+                g, j, t, p, cash, pos, last_close, pending, has_stops, open_, high, low,
+                price_col, sl, tp, fill_close, slip, leverage, comm_rate, comm_fixed, state,
+                summary, trades, trade_base, trade_cap, n_trades, rejected, rej_base, rej_cap,
+                n_rejected,
+            )  # fmt: skip
+            pending = False
+        # 3. close
+        c = close[t, p]
+        if c == c:
+            last_close = c
+        eq = cash + pos * last_close if pos != 0 else cash
+        w = weights[t, j]
+        prev = tgt
+        if w == w:
+            tgt = w
+        if (every_bar or tgt != prev) and not stopped and c == c:
+            qty = target_shares_nb(tgt, eq, size_pct, c, fractional) - pos
+            if qty != 0 and not (every_bar and abs(qty) * c < min_trade_frac * eq):
+                state[j, ST_PEND] = qty
+                state[j, ST_HAS_PEND] = 1.0
+                if fill_close:
+                    state[j, ST_LAST_CLOSE] = last_close
+                    state[j, ST_STOPPED] = 0.0
+                    cash = _execute_pending_nb(
+                        g, j, j + 1, t, close[t], price_col, cash, state, summary, leverage,
+                        comm_rate, comm_fixed, slip, trades, trade_base, trade_cap, n_trades,
+                        rejected, rej_base, rej_cap, n_rejected,
+                    )  # fmt: skip
+                    pos = state[j, ST_POS]
+                    last_close = state[j, ST_LAST_CLOSE]
+                    eq = cash + pos * last_close if pos != 0 else cash
+                else:
+                    pending = True
+        # 4. mark and statistics
+        if record_equity:
+            equity_out[t, g] = eq
+        if record_detail:
+            cash_out[t, g] = cash
+            pos_out[t, j] = pos
+        if pos != 0:
+            exposure += 1.0
+        if eq != prev_eq:
+            r = eq / prev_eq - 1.0
+            prev_eq = eq
+            sum_r += r
+            sum_r2 += r * r
+            neg = min(r, 0.0)  # branch-free: the sign of a return is a coin flip
+            down2 += neg * neg
+            if eq > peak:
+                peak = eq
+                dd_floor = peak * (1.0 - max_dd)
+            elif eq < dd_floor:
+                max_dd = 1.0 - eq / peak
+                dd_floor = eq
+    state[j, ST_POS] = pos
+    state[j, ST_TGT] = tgt
+    state[j, ST_LAST_CLOSE] = last_close
+    _finish_summary_nb(summary[g], prev_eq, max_dd, sum_r, sum_r2, down2, exposure, n_bars)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -315,6 +454,15 @@ def simulate_nb(
     """
     for g in prange(len(group_start)):
         c0 = group_start[g]
+        if group_len[g] == 1:
+            _run_single_nb(
+                g, c0, open_, high, low, close, weights, price_col, cash0[g], sl, tp, fill_close,
+                size_pct, fractional, comm_rate, comm_fixed, slip, leverage, every_bar,
+                min_trade_frac, state, summary, equity_out, record_equity, cash_out, pos_out,
+                record_detail, trades, trade_base[g], trade_cap[g], n_trades, rejected,
+                rej_base[g], rej_cap[g], n_rejected,
+            )  # fmt: skip
+            continue
         _run_group_nb(
             g, c0, c0 + group_len[g], open_, high, low, close, weights, price_col, cash0[g], sl,
             tp, fill_close, size_pct, fractional, comm_rate, comm_fixed, slip, leverage,

@@ -27,6 +27,9 @@ class Strategy:
     description: ClassVar[str] = ""
     #: Exact number of symbols the strategy needs (None: any number).
     n_symbols: ClassVar[int | None] = None
+    #: True when weights depend on several symbols at once (ranking, spreads): a sweep then
+    #: backtests each parameter set as one portfolio instead of one backtest per symbol.
+    cross_sectional: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         declared = self.param_specs()
@@ -110,18 +113,27 @@ class Strategy:
         panel: WidePanel,
         param_sets: list[dict[str, Any]],
         out: np.ndarray | None = None,
+        cache: dict[Any, Any] | None = None,
     ) -> np.ndarray:
         """Weights for many parameter sets at once: column ``p * n_symbols + s``.
 
         ``out`` (T x P*N float64, any strides) is filled and returned instead of a new array,
-        so a sweep can evaluate chunks of parameter sets into one buffer. The default evaluates
-        each set in turn; built-ins override it to share indicators.
+        so a sweep can evaluate chunks of parameter sets into one buffer. ``cache`` is one dict
+        per sweep (same panel) where an override may keep indicators between chunks. The
+        default evaluates each set in turn; built-ins override it to share indicators.
         """
         out = cls.batch_out(panel, len(param_sets), out)
         n = panel.n_symbols
         for p, params in enumerate(param_sets):
             out[:, p * n : (p + 1) * n] = cls(**params).checked_weights(panel)
         return out
+
+    @classmethod
+    def prepare_batch(
+        cls, panel: WidePanel, param_sets: list[dict[str, Any]], cache: dict[Any, Any]
+    ) -> None:
+        """Called once per sweep with every parameter set before the chunks are evaluated;
+        an override may precompute the indicators all chunks share into ``cache``."""
 
     @staticmethod
     def batch_out(panel: WidePanel, n_sets: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -66,6 +66,7 @@ class Momentum(Strategy):
     """Equal-weight the ``top_k`` best trailing performers, re-ranked on a fixed schedule."""
 
     name = "momentum"
+    cross_sectional = True
     description = "Hold the top_k symbols by trailing return, rebalanced every N bars."
 
     lookback = _WarmupLookbackParam(

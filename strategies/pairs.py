@@ -109,6 +109,7 @@ class Pairs(Strategy):
     """Mean reversion of a rolling-OLS spread between exactly two symbols."""
 
     name = "pairs"
+    cross_sectional = True
     description = "Trade the z-score of a rolling hedge-ratio spread between two symbols."
     n_symbols = 2
 

@@ -14,7 +14,14 @@ import numpy as np
 from core.errors import ConfigError
 from core.panel import WidePanel
 from strategies.base import Strategy
-from strategies.indicators import TOL, cross_signal_batch_nb, cross_signal_nb, sma_nb
+from strategies.indicators import (
+    TOL,
+    cross_signal_batch_nb,
+    cross_signal_columns_nb,
+    sma_cross_into_nb,
+    sma_nb,
+    sma_stack_nb,
+)
 from strategies.params import IntParam
 
 __all__ = ["SmaCrossover"]
@@ -47,9 +54,11 @@ class SmaCrossover(Strategy):
 
     def target_weights(self, panel: WidePanel) -> np.ndarray:
         """1.0 on an up-cross, 0.0 on a down-cross, NaN elsewhere (T x N)."""
-        out = np.empty((panel.n_bars, panel.n_symbols))
-        cross_signal_nb(sma_nb(panel.close, self.fast), sma_nb(panel.close, self.slow), out, TOL)
-        return out
+        out = np.empty((panel.n_symbols, panel.n_bars))  # one contiguous row per symbol
+        for s in range(panel.n_symbols):
+            series = np.ascontiguousarray(panel.close[:, s])
+            sma_cross_into_nb(series, self.fast, self.slow, out[s], TOL)
+        return out.T
 
     @classmethod
     def target_weights_batch(
@@ -57,22 +66,53 @@ class SmaCrossover(Strategy):
         panel: WidePanel,
         param_sets: list[dict[str, Any]],
         out: np.ndarray | None = None,
+        cache: dict[Any, Any] | None = None,
     ) -> np.ndarray:
         """A whole sweep: each distinct window's SMA once, then one kernel fills every pair.
 
         Column ``p * N + s`` holds set p on symbol s, bitwise equal to ``target_weights``.
+        A column-major ``out`` (what sweeps use) is filled column by column in parallel from
+        per-symbol contiguous SMA series; any other layout row by row.
         """
         sets = [cls(**params) for params in param_sets]
         out = cls.batch_out(panel, len(sets), out)
         if not sets:
             return out
-        windows = sorted({s.fast for s in sets} | {s.slow for s in sets})
-        where = {w: k for k, w in enumerate(windows)}
-        stack = np.empty((len(windows), panel.n_bars, panel.n_symbols))
-        close = np.ascontiguousarray(panel.close, dtype=np.float64)
-        for k, window in enumerate(windows):
-            stack[k] = sma_nb(close, window)
+        cache = {} if cache is None else cache
+        column_major = out.flags.f_contiguous and not out.flags.c_contiguous
+        stack, where = cls._sma_stack(panel, sets, column_major, cache)
         fast_idx = np.array([where[s.fast] for s in sets], dtype=np.int64)
         slow_idx = np.array([where[s.slow] for s in sets], dtype=np.int64)
-        cross_signal_batch_nb(stack, fast_idx, slow_idx, out, TOL)
+        if column_major:
+            cross_signal_columns_nb(stack, fast_idx, slow_idx, out, TOL)
+        else:
+            cross_signal_batch_nb(stack, fast_idx, slow_idx, out, TOL)
         return out
+
+    @classmethod
+    def prepare_batch(
+        cls, panel: WidePanel, param_sets: list[dict[str, Any]], cache: dict[Any, Any]
+    ) -> None:
+        """Compute every window of the whole sweep once, in the column-major layout."""
+        cls._sma_stack(panel, [cls(**p) for p in param_sets], True, cache)
+
+    @staticmethod
+    def _sma_stack(
+        panel: WidePanel, sets: list[SmaCrossover], column_major: bool, cache: dict[Any, Any]
+    ) -> tuple[np.ndarray, dict[int, int]]:
+        """Every needed window's SMA in one array, kept in ``cache`` (and rebuilt only if a
+        chunk needs a window it lacks): (W x N x T) for column-major output, else (W x T x N)."""
+        key = ("sma_stack", column_major)
+        stack, where = cache.get(key, (None, {}))
+        needed = {s.fast for s in sets} | {s.slow for s in sets}
+        if stack is None or not needed <= set(where):
+            windows = np.array(sorted(needed | set(where)), dtype=np.int64)
+            close = np.ascontiguousarray(panel.close, dtype=np.float64)
+            if column_major:
+                stack = np.empty((len(windows), panel.n_symbols, panel.n_bars))
+                sma_stack_nb(np.ascontiguousarray(close.T), windows, stack)
+            else:
+                stack = np.stack([sma_nb(close, int(w)) for w in windows])
+            where = {int(w): k for k, w in enumerate(windows)}
+            cache[key] = (stack, where)
+        return stack, where

@@ -130,7 +130,7 @@ def test_sma_matches_exact_sums_on_long_series(ind: ModuleType) -> None:
     got = ind.sma_nb(x, n)
     ref = [math.fsum(x[i - n + 1 : i + 1]) / n for i in range(n - 1, len(x))]
     np.testing.assert_allclose(got[n - 1 :], ref, rtol=1e-13, atol=0)
-    i = 37 * 50 - 1  # a scheduled re-sum bar: exactly the left-to-right window sum
+    i = (n - 1) + 2 * ind.RESUM_EVERY  # a scheduled re-sum bar: the left-to-right window sum
     total = 0.0
     for v in x[i - n + 1 : i + 1]:
         total += v
