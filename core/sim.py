@@ -169,6 +169,11 @@ def _iso(ts: np.datetime64) -> str:
     return str(np.datetime_as_string(ts.astype("datetime64[s]"), unit="s")) + "Z"
 
 
+def _iso_many(ts: np.ndarray) -> list[str]:
+    """ISO 8601 UTC strings for many timestamps at once."""
+    return [f"{x}Z" for x in np.datetime_as_string(ts.astype("datetime64[s]"), unit="s")]
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     """One portfolio's backtest: equity curve, trades (closed, then open), rejections, stats."""
@@ -219,20 +224,29 @@ def _trade_dicts(
     assert batch.trades is not None
     recs = batch.trades[: int(batch.n_trades[0])]
     ts = panel.timestamps
+    labels = {int(r): r.label for r in ExitReason}
+    columns = zip(
+        recs["col"].tolist(), recs["side"].tolist(), recs["qty"].tolist(),
+        _iso_many(ts[recs["entry_t"]]), recs["entry_price"].tolist(),
+        _iso_many(ts[recs["exit_t"]]), recs["exit_price"].tolist(),
+        (recs["entry_commission"] + recs["exit_commission"]).tolist(), recs["pnl"].tolist(),
+        recs["exit_reason"].tolist(), strict=True,
+    )  # fmt: skip
     out = [
         {
-            "symbol": panel.symbols[price_col[r["col"]]],
-            "side": "long" if r["side"] > 0 else "short",
-            "qty": float(r["qty"]),
-            "entry_time": _iso(ts[r["entry_t"]]),
-            "entry_price": float(r["entry_price"]),
-            "exit_time": _iso(ts[r["exit_t"]]),
-            "exit_price": float(r["exit_price"]),
-            "commission": float(r["entry_commission"] + r["exit_commission"]),
-            "pnl": float(r["pnl"]),
-            "exit_reason": ExitReason(int(r["exit_reason"])).label,
+            "symbol": panel.symbols[price_col[col]],
+            "side": "long" if side > 0 else "short",
+            "qty": qty,
+            "entry_time": entry_time,
+            "entry_price": entry_price,
+            "exit_time": exit_time,
+            "exit_price": exit_price,
+            "commission": comm,
+            "pnl": pnl,
+            "exit_reason": labels[reason],
         }
-        for r in recs
+        for col, side, qty, entry_time, entry_price, exit_time, exit_price, comm, pnl, reason
+        in columns
     ]
     closed_pnl = recs["pnl"].astype(np.float64)
     for j, row in enumerate(batch.state):

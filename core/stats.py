@@ -53,8 +53,9 @@ def periods_per_year(timestamps: np.ndarray) -> float:
         return 52.0
     if step >= 0.75 * _DAY_US:
         return 252.0
-    _, per_day = np.unique(ts // _DAY_US, return_counts=True)
-    return 252.0 * float(np.median(per_day))
+    days = ts // _DAY_US  # timestamps are sorted: a day's bars are one run
+    edges = np.concatenate(([0], np.flatnonzero(np.diff(days)) + 1, [len(days)]))
+    return 252.0 * float(np.median(np.diff(edges)))
 
 
 def _ratio(num: float, den: float) -> float:

@@ -1,0 +1,75 @@
+"""``python -m bench [W1 W2 ...] [--repeat N] [--no-vectorbt]``: figures beside references.
+
+Every implementation runs in its own child process (fair peak memory), is warmed up once and
+timed ``--repeat`` times; the table shows the median with the min-max range, throughput, the
+ratio to the hand-written numba loop (the practical limit), peak memory and the final equity,
+so a fast wrong answer cannot hide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.workloads import UNIT_NAMES, UNITS, WORKLOADS
+
+
+def _run(workload: str, impl: str, repeat: int) -> dict | str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run_one", workload, impl, str(repeat)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("workloads", nargs="*", default=list(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--no-vectorbt", action="store_true")
+    args = parser.parse_args()
+    console = Console(width=150)
+    have_vbt = find_spec("vectorbt") is not None and not args.no_vectorbt
+    threads = os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count()))
+    console.print(f"cpus {os.cpu_count()}, numba threads {threads}, repeat {args.repeat}")
+    for workload in args.workloads:
+        table = Table(title=f"{workload}: {UNITS[workload]:,} {UNIT_NAMES[workload].split('/')[0]}")
+        for col in ("implementation", "median", "min-max", UNIT_NAMES[workload], "vs hand loop",
+                    "peak RSS (input)", "final equity (first / sum)"):  # fmt: skip
+            table.add_column(col, justify="left" if col == "implementation" else "right")
+        results = {}
+        for impl in WORKLOADS[workload]:
+            if impl == "vectorbt" and not have_vbt:
+                table.add_row(impl, "skipped: pip install -e '.[bench]'")
+                continue
+            results[impl] = _run(workload, impl, args.repeat)
+        hand = results.get("hand numba loop")
+        hand_median = np.median(hand["times"]) if isinstance(hand, dict) else None
+        for impl, res in results.items():
+            if isinstance(res, str):
+                table.add_row(impl, f"error: {res}")
+                continue
+            t = np.array(res["times"])
+            med = float(np.median(t))
+            ratio = f"{med / hand_median:.2f}x" if hand_median else "-"
+            table.add_row(
+                impl, f"{med * 1e3:,.1f} ms", f"{t.min() * 1e3:,.1f}-{t.max() * 1e3:,.1f}",
+                f"{UNITS[workload] / med:,.0f}", ratio,
+                f"{res['peak_mb']:,.0f} MB ({res['baseline_mb']:,.0f})",
+                f"{res['first']:,.2f} / {res['sum']:,.6g}",
+            )  # fmt: skip
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
