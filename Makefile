@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/raytrader backtest --data data/orcl-1995-2014.csv --strategy sma_crossover -p fast=10 -p slow=30 --size-pct 0.95 --commission-bps 10 --stop-loss-pct 5
+	$(BIN)/raytrader backtest --data data/ORCL.csv --strategy sma_crossover -p fast=10 -p slow=30 --size-pct 0.95 --commission-bps 10 --stop-loss-pct 5
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench
 
 clean:
