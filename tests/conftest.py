@@ -21,3 +21,24 @@ if os.environ.get("CI"):
 def data_dir() -> Path:
     """The repository's bundled real daily data (data/*.csv)."""
     return REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs), started on first use.
+
+    Tests that use Ray take this fixture and carry their own ``@pytest.mark.timeout``.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            namespace="raytrader",
+        )
+    yield ray
+    ray.shutdown()
