@@ -1,0 +1,443 @@
+"""The live runtime's vocabulary: commands, decisions and events that cross actor boundaries.
+
+Every message between the feed, the strategy hosts, the risk actor and the broker, and every
+row of the journal, is one of these frozen models (or a ``BarSlice``). Commands are named in
+the imperative (``OrderIntent`` asks for an order), events in the past tense (``OrderFilled``).
+Vocabularies are StrEnums because they cross process and wire boundaries and serve as metric
+labels. See docs/live.md for who sends what to whom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "BarSlice",
+    "BreakerTripped",
+    "BrokerRejectReason",
+    "Decision",
+    "EventKind",
+    "FillReason",
+    "KillMode",
+    "KillSwitchEngaged",
+    "KillSwitchReleased",
+    "LimitsChanged",
+    "OrderAccepted",
+    "OrderCanceled",
+    "OrderFilled",
+    "OrderIntent",
+    "OrderRejected",
+    "OrderStatus",
+    "RiskReason",
+    "RiskVerdict",
+    "Scope",
+    "ScopeKind",
+    "StrategyState",
+    "StrategyStateChanged",
+    "TradingState",
+    "TradingStateChanged",
+    "make_client_order_id",
+    "utc_now",
+]
+
+
+def utc_now() -> datetime:
+    """The wall clock as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ vocabularies
+class TradingState(StrEnum):
+    """What a scope may trade: everything, only exposure-reducing orders, or nothing."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class ScopeKind(StrEnum):
+    """Where a trading state or kill switch applies."""
+
+    GLOBAL = "global"
+    STRATEGY = "strategy"
+    SYMBOL = "symbol"
+
+
+class KillMode(StrEnum):
+    """What a kill switch does to its scope: stop everything, or allow only reductions."""
+
+    HALT = "halt"
+    REDUCE = "reduce"
+
+
+class Decision(StrEnum):
+    """The risk actor's answer to one order intent."""
+
+    APPROVED = "approved"
+    MODIFIED = "modified"
+    REJECTED = "rejected"
+
+
+class RiskReason(StrEnum):
+    """Why the risk actor cut or rejected an order, or why a breaker tripped (metric label)."""
+
+    HALTED = "halted"
+    REDUCING_ONLY = "reducing_only"
+    RESTRICTED_SYMBOL = "restricted_symbol"
+    PRICE_COLLAR = "price_collar"
+    MAX_ORDER_NOTIONAL = "max_order_notional"
+    MAX_POSITION = "max_position"
+    MAX_GROSS_EXPOSURE = "max_gross_exposure"
+    MAX_LEVERAGE = "max_leverage"
+    MAX_OPEN_ORDERS = "max_open_orders"
+    ORDER_RATE = "order_rate"
+    DAILY_LOSS = "daily_loss"
+    DRAWDOWN = "drawdown"
+    CONSECUTIVE_LOSSES = "consecutive_losses"
+    STALE_DATA = "stale_data"
+    NO_PRICE = "no_price"
+    STRATEGY_NOT_RUNNING = "strategy_not_running"
+
+
+class OrderStatus(StrEnum):
+    """Broker-side order lifecycle (see ``ORDER_TRANSITIONS`` in core.orders)."""
+
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+
+class FillReason(StrEnum):
+    """Why a fill happened: the strategy's order, a protective stop, or a flatten."""
+
+    SIGNAL = "signal"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    FLATTEN = "flatten"
+
+
+class BrokerRejectReason(StrEnum):
+    """Why the broker refused an order the risk actor approved."""
+
+    INSUFFICIENT_CASH = "insufficient_cash"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    NO_PRICE = "no_price"
+    NOT_APPROVED = "not_approved"
+    UNKNOWN_STRATEGY = "unknown_strategy"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    BROKER_REFUSED = "broker_refused"
+
+
+class StrategyState(StrEnum):
+    """A strategy instance's lifecycle as its host reports it."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """The kinds of journal rows; each has one payload model (``EVENT_MODELS`` in core.journal)."""
+
+    BAR_QUARANTINED = "bar_quarantined"
+    BAR_PROCESSED = "bar_processed"  # broker: fills and marks of one bar are durable
+    BAR_DONE = "bar_done"  # feed: every host has handled the bar (the replay cursor)
+    RISK_DECISION = "risk_decision"
+    INTENT_DROPPED = "intent_dropped"
+    ORDER_ACCEPTED = "order_accepted"
+    ORDER_REJECTED = "order_rejected"
+    ORDER_CANCELED = "order_canceled"
+    ORDER_FILLED = "order_filled"
+    TRADING_STATE_CHANGED = "trading_state_changed"
+    BREAKER_TRIPPED = "breaker_tripped"
+    KILL_SWITCH_ENGAGED = "kill_switch_engaged"
+    KILL_SWITCH_RELEASED = "kill_switch_released"
+    LIMITS_CHANGED = "limits_changed"
+    RISK_MARK = "risk_mark"  # day-start equity or a new equity peak
+    STRATEGY_STATE_CHANGED = "strategy_state_changed"
+
+
+# ------------------------------------------------------------------ scope
+_SCOPE_NAME = r"^[A-Za-z0-9_.:\-/]{1,64}$"
+
+
+class Scope(BaseModel):
+    """``global``, ``strategy:<id>`` or ``symbol:<SYM>``; parse text with ``Scope.parse``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ScopeKind
+    name: Annotated[str, Field(pattern=_SCOPE_NAME)] | None = None
+
+    @model_validator(mode="after")
+    def _name_matches_kind(self) -> Scope:
+        if self.kind is ScopeKind.GLOBAL and self.name is not None:
+            raise ValueError("the global scope takes no name")
+        if self.kind is not ScopeKind.GLOBAL and not self.name:
+            raise ValueError(f"scope {self.kind.value} needs a name: '{self.kind.value}:<name>'")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        """Parse ``global``, ``strategy:<id>`` or ``symbol:<SYM>`` (ValueError naming the rule)."""
+        kind, sep, name = text.strip().partition(":")
+        try:
+            scope_kind = ScopeKind(kind)
+        except ValueError:
+            raise ValueError(
+                f"scope {text!r}: expected 'global', 'strategy:<id>' or 'symbol:<SYM>'"
+            ) from None
+        return cls(kind=scope_kind, name=name if sep else None)
+
+    def __str__(self) -> str:
+        return self.kind.value if self.name is None else f"{self.kind.value}:{self.name}"
+
+    def covers(self, strategy_id: str, symbol: str) -> bool:
+        """Whether an order of ``strategy_id`` on ``symbol`` falls in this scope."""
+        if self.kind is ScopeKind.GLOBAL:
+            return True
+        if self.kind is ScopeKind.STRATEGY:
+            return self.name == strategy_id
+        return self.name == symbol
+
+
+# ------------------------------------------------------------------ bars
+@dataclass(frozen=True, slots=True)
+class BarSlice:
+    """Every symbol's bar at one timestamp of a feed: the unit the live runtime moves.
+
+    ``index`` counts bars of the feed from 0 (the backtest's ``t``); ``timestamp`` is UTC
+    (numpy datetime64[us]). A symbol without a bar here, or whose bar was quarantined, has
+    NaN in every field, exactly like a gap in the backtest's wide panel.
+    """
+
+    index: int
+    timestamp: np.datetime64
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def select(self, symbols: tuple[str, ...]) -> BarSlice:
+        """The same bar restricted to (and ordered as) ``symbols``; unknown symbols get NaN."""
+        where = {s: i for i, s in enumerate(self.symbols)}
+        idx = np.array([where.get(s, -1) for s in symbols], dtype=np.int64)
+
+        def pick(arr: np.ndarray) -> np.ndarray:
+            out = np.full(len(symbols), np.nan)
+            ok = idx >= 0
+            out[ok] = arr[idx[ok]]
+            return out
+
+        return BarSlice(
+            self.index, self.timestamp, symbols, pick(self.open), pick(self.high),
+            pick(self.low), pick(self.close), pick(self.volume),
+        )  # fmt: skip
+
+    @property
+    def time(self) -> datetime:
+        """The timestamp as an aware UTC datetime."""
+        return datetime.fromtimestamp(
+            self.timestamp.astype("datetime64[us]").astype(np.int64) / 1e6, UTC
+        )
+
+
+def make_client_order_id(strategy_id: str, symbol: str, bar_ts: datetime, seq: int) -> str:
+    """Deterministic order id from (strategy, symbol, bar timestamp, sequence).
+
+    Re-deciding the same bar after a restart yields the same id, so the risk actor and the
+    broker recognize a resubmission instead of placing a second order. 32 hex characters
+    behind ``rt-`` fit every broker's limit (Alpaca allows 128).
+    """
+    key = f"{strategy_id}|{symbol}|{bar_ts.astimezone(UTC).isoformat()}|{seq}"
+    return "rt-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------ commands and decisions
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+class OrderIntent(_Frozen):
+    """A strategy host asks for a market order of ``qty`` shares (signed: + buys, - sells)."""
+
+    client_order_id: str = Field(min_length=1, max_length=128)
+    strategy_id: str
+    symbol: str
+    qty: float
+    bar_index: int = Field(ge=0)
+    bar_ts: datetime
+    ref_price: float = Field(gt=0, description="the close the order was sized on")
+    reason: FillReason = FillReason.SIGNAL
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @field_validator("qty")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        _finite(value, "qty")
+        if value == 0:
+            raise ValueError("qty must not be zero")
+        return value
+
+
+class RiskVerdict(_Frozen):
+    """The risk actor's decision on one intent; ``approved_qty`` is 0 when rejected."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    decision: Decision
+    requested_qty: float
+    approved_qty: float
+    reasons: tuple[RiskReason, ...] = ()
+    detail: str = ""
+    bar_index: int = Field(ge=0)
+    decided_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskVerdict:
+        if self.decision is Decision.REJECTED and self.approved_qty != 0:
+            raise ValueError("a rejected order has approved_qty 0")
+        if self.decision is not Decision.REJECTED and self.approved_qty == 0:
+            raise ValueError("an approved or modified order has a nonzero approved_qty")
+        if self.decision is not Decision.APPROVED and not self.reasons:
+            raise ValueError(f"a {self.decision.value} decision needs at least one reason")
+        return self
+
+
+# ------------------------------------------------------------------ broker events
+class OrderAccepted(_Frozen):
+    """The broker took an approved order; it fills at the next open or at this close."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    qty: float
+    reason: FillReason
+    bar_index: int
+    accepted_at: datetime = Field(default_factory=utc_now)
+
+
+class OrderRejected(_Frozen):
+    """The broker refused an order (the whole order: no resizing, no retry)."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    qty: float
+    reason: BrokerRejectReason
+    detail: str = ""
+    bar_index: int
+
+
+class OrderCanceled(_Frozen):
+    """An open order was canceled (by a kill switch, a stop on the same bar, or a stop)."""
+
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    remaining_qty: float
+    why: str
+    bar_index: int
+
+
+class OrderFilled(_Frozen):
+    """Shares changed hands. ``fill_id`` is unique: ``<client_order_id>:<n>`` per order."""
+
+    fill_id: str
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    qty: float
+    price: float = Field(gt=0)
+    commission: float = Field(ge=0)
+    reason: FillReason
+    bar_index: int = Field(ge=0)
+    bar_ts: datetime
+    order_qty: float  # the whole order, so partial fills can be told from complete ones
+
+    @field_validator("qty")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        _finite(value, "qty")
+        if value == 0:
+            raise ValueError("a fill has a nonzero qty")
+        return value
+
+
+# ------------------------------------------------------------------ risk and control events
+class TradingStateChanged(_Frozen):
+    """A scope's trading state changed, by whom (a token name, ``breaker``, ``system``)."""
+
+    scope: Scope
+    old: TradingState
+    new: TradingState
+    reason: RiskReason | None = None
+    by: str
+    detail: str = ""
+
+
+class BreakerTripped(_Frozen):
+    """A circuit breaker switched a scope's state by itself."""
+
+    scope: Scope
+    breaker: RiskReason
+    value: float
+    limit: float
+    new_state: TradingState
+    until_bar: int | None = None  # cooldown end, when the breaker has one
+
+
+class KillSwitchEngaged(_Frozen):
+    """An operator's kill switch: a scope halted or reduce-only, optionally flattened."""
+
+    scope: Scope
+    mode: KillMode
+    flatten: bool
+    by: str
+
+
+class KillSwitchReleased(_Frozen):
+    """An operator resumed a scope that a kill switch or breaker had stopped."""
+
+    scope: Scope
+    by: str
+
+
+class LimitsChanged(_Frozen):
+    """Risk limits replaced, in full (``limits`` is the new ``RiskLimits`` as a dict)."""
+
+    limits: dict[str, Any]
+    by: str
+
+
+class StrategyStateChanged(_Frozen):
+    """A strategy instance changed lifecycle state; FAILED carries the traceback."""
+
+    strategy_id: str
+    old: StrategyState | None
+    new: StrategyState
+    by: str = "system"
+    error: str | None = None
+    traceback: str | None = None
+
