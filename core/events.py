@@ -12,20 +12,34 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from core.types import BadBarRule
 
 __all__ = [
+    "BarDone",
+    "BarProcessed",
+    "BarQuarantined",
     "BarSlice",
     "BreakerTripped",
     "BrokerRejectReason",
     "Decision",
+    "DropReason",
     "EventKind",
     "FillReason",
+    "IntentDropped",
     "KillMode",
     "KillSwitchEngaged",
     "KillSwitchReleased",
@@ -36,6 +50,8 @@ __all__ = [
     "OrderIntent",
     "OrderRejected",
     "OrderStatus",
+    "RiskMark",
+    "RiskMarkKind",
     "RiskReason",
     "RiskVerdict",
     "Scope",
@@ -146,6 +162,21 @@ class StrategyState(StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+class RiskMarkKind(StrEnum):
+    """What a ``RiskMark`` records: a day's start equity, a new equity peak, a loss streak."""
+
+    DAY_START = "day_start"
+    PEAK = "peak"
+    LOSS_STREAK = "loss_streak"  # consecutive losing closed trades of a strategy
+
+
+class DropReason(StrEnum):
+    """Why a strategy host dropped an intent instead of sending it to the risk actor."""
+
+    RISK_DOWN = "risk_down"  # on_risk_down: drop
+    BUFFER_FULL = "buffer_full"  # on_risk_down: buffer, and risk_buffer_limit was reached
 
 
 class EventKind(StrEnum):
@@ -406,6 +437,7 @@ class BreakerTripped(_Frozen):
     limit: float
     new_state: TradingState
     until_bar: int | None = None  # cooldown end, when the breaker has one
+    bar_index: int | None = Field(None, ge=0)  # the bar whose marks tripped it
 
 
 class KillSwitchEngaged(_Frozen):
@@ -441,3 +473,67 @@ class StrategyStateChanged(_Frozen):
     error: str | None = None
     traceback: str | None = None
 
+
+# ------------------------------------------------------------------ feed, broker and host markers
+def _finite_map(values: dict[str, float], name: str) -> dict[str, float]:
+    for key, value in values.items():
+        _finite(value, f"{name}[{key!r}]")
+    return values
+
+
+class BarQuarantined(_Frozen):
+    """A symbol's bar broke a validation rule and was set to NaN in its slice (policy reject)."""
+
+    symbol: str
+    bar_index: int = Field(ge=0)
+    bar_ts: datetime
+    rule: BadBarRule
+    detail: str = ""
+
+
+class BarProcessed(_Frozen):
+    """The broker's fills and marks of one bar are durable; equity and cash per strategy."""
+
+    bar_index: int = Field(ge=0)
+    bar_ts: datetime
+    equity: dict[str, float]
+    cash: dict[str, float]
+
+    @field_validator("equity", "cash")
+    @classmethod
+    def _finite_values(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        return _finite_map(value, info.field_name or "value")
+
+
+class BarDone(_Frozen):
+    """Every host has handled the bar: the feed's replay cursor."""
+
+    bar_index: int = Field(ge=0)
+    bar_ts: datetime
+
+
+class IntentDropped(_Frozen):
+    """A host dropped an intent it could not send to the risk actor (never sent elsewhere)."""
+
+    intent: OrderIntent
+    why: DropReason
+    detail: str = ""
+
+
+class RiskMark(_Frozen):
+    """A risk reference that no restart may reset: day-start equity, equity peak, loss streak.
+
+    ``scope`` is ``global`` (total equity) or ``strategy:<id>``; ``day`` is the UTC date of the
+    bar clock the mark belongs to.
+    """
+
+    kind: RiskMarkKind
+    scope: Scope
+    value: float
+    bar_index: int = Field(ge=0)
+    day: date
+
+    @field_validator("value")
+    @classmethod
+    def _finite_value(cls, value: float) -> float:
+        return _finite(value, "value")
