@@ -1,0 +1,152 @@
+"""Grid sweeps: every valid combination, in chunks of many sets per worker call, streamed.
+
+The driver never holds more than one row per parameter set (its metrics aggregated over
+symbols), the top-k sets by the chosen metric and running summary statistics; per-symbol rows
+only with ``per_symbol``, and equity curves never (the report recomputes the top few). Chunks
+come back in completion order and are folded in as they arrive.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from optimization.context import JobContext
+from optimization.metrics import Metric, direction, feasible
+from optimization.space import check_fixed, ensure_nonempty, grid_values, iter_grid
+from optimization.specs import SweepSpec
+from optimization.workers import WorkerPool
+
+__all__ = ["SweepResult", "default_chunk_size", "run_sweep"]
+
+_COLUMNS = (
+    "sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown", "profit_factor",
+    "win_rate", "expectancy", "final_equity", "n_trades", "exposure", "total_commission",
+)  # fmt: skip
+
+
+@dataclass
+class SweepResult:
+    """One row per parameter set, the top-k, and the sweep's shape."""
+
+    strategy: str
+    metric: Metric
+    grid: dict[str, list[Any]]
+    table: pl.DataFrame
+    top: list[dict[str, Any]]
+    n_sets: int
+    n_feasible: int
+    per_symbol: pl.DataFrame | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able description: grid, counts, distribution of the metric, top-k."""
+        vals = self.table.filter(pl.col("feasible"))[self.metric.value].to_numpy()
+        vals = vals[np.isfinite(vals)]
+        dist = (
+            {q: float(np.quantile(vals, float(q))) for q in ("0.05", "0.25", "0.5", "0.75", "0.95")}
+            if len(vals)
+            else {}
+        )
+        return {
+            "strategy": self.strategy,
+            "metric": self.metric.value,
+            "direction": direction(self.metric),
+            "grid": self.grid,
+            "n_sets": self.n_sets,
+            "n_feasible": self.n_feasible,
+            "metric_quantiles": dist,
+            "top": self.top,
+        }
+
+
+def default_chunk_size(n_sets: int, workers: int) -> int:
+    """About four calls per worker, so a slow chunk cannot leave the others idle for long."""
+    return max(1, math.ceil(n_sets / (workers * 4)))
+
+
+def _chunks(it: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def run_sweep(
+    spec: SweepSpec, ctx: JobContext | None = None, pool: WorkerPool | None = None
+) -> SweepResult:
+    """Evaluate every valid grid point on Ray workers (a given ``pool`` is reused, not closed)."""
+    from optimization.runtime import ensure_ray, resolve_workers
+    from strategies.backtest import load_panel
+    from strategies.registry import get_strategy
+
+    ctx = ctx or JobContext()
+    strategy_cls = get_strategy(spec.strategy)
+    fixed = check_fixed(strategy_cls, spec.params)
+    values = grid_values(strategy_cls, fixed, spec.grid)
+    ensure_nonempty(strategy_cls, fixed, values)
+    n_sets = sum(1 for _ in iter_grid(strategy_cls, fixed, values))
+    keys = list(values)
+    own_pool = pool is None
+    if pool is None:
+        panel = load_panel(spec.data)
+        ensure_ray()
+        pool = WorkerPool(spec.strategy, panel, spec.sim, resolve_workers(spec.workers))
+    chunk = spec.chunk_size or default_chunk_size(n_sets, len(pool.actors))
+    sign = -1.0 if direction(spec.metric) == "minimize" else 1.0
+    rows: dict[str, list[Any]] = {k: [] for k in (*keys, *_COLUMNS, "feasible")}
+    per_symbol: list[pl.DataFrame] = []
+    top: list[tuple[float, int, dict[str, Any]]] = []
+    done = n_feasible = 0
+    best: float | None = None
+
+    def submit(actor: Any, sets: list[dict[str, Any]]) -> Any:
+        return actor.evaluate.remote(sets, 0, None, spec.per_symbol)
+
+    try:
+        ctx.report(0, n_sets, message=f"{len(pool.actors)} workers, {chunk} sets per call")
+        sets_iter = _chunks(iter_grid(strategy_cls, fixed, values), chunk)
+        for sets, (agg, raw) in pool.stream(sets_iter, submit, ctx):
+            ok = feasible(agg, spec.min_trades)
+            score = sign * np.asarray(agg[spec.metric.value], dtype=np.float64)
+            for i, params in enumerate(sets):
+                for k in keys:
+                    rows[k].append(params[k])
+                for k in _COLUMNS:
+                    rows[k].append(float(agg[k][i]) if k in agg else math.nan)
+                rows["feasible"].append(bool(ok[i]))
+                if ok[i] and not math.isnan(score[i]):
+                    item = (float(score[i]), -(done + i), params)
+                    (heapq.heappush if len(top) < spec.top_k else heapq.heappushpop)(top, item)
+                    value = float(agg[spec.metric.value][i])
+                    if best is None or sign * value > sign * best:
+                        best = value
+            if raw is not None:
+                frame = {k: np.repeat([p[k] for p in sets], raw["sharpe"].shape[1]) for k in keys}
+                n_cols = raw["sharpe"].shape[1]
+                names = pool.symbols if n_cols > 1 and pool.symbols else ("portfolio",)
+                labels = names if len(names) == n_cols else tuple(map(str, range(n_cols)))
+                frame["symbol"] = np.tile(np.array(labels, dtype=object), len(sets)).astype(str)
+                frame.update({k: raw[k].reshape(-1) for k in _COLUMNS if k in raw})
+                per_symbol.append(pl.DataFrame(frame))
+            n_feasible += int(ok.sum())
+            done += len(sets)
+            ctx.report(done, n_sets, best)
+    finally:
+        if own_pool:
+            pool.close()
+    ranked = sorted(top, key=lambda x: (-x[0], -x[1]))
+    top_rows = [
+        {"rank": r + 1, "params": {**fixed, **p}, spec.metric.value: sign * s}
+        for r, (s, _, p) in enumerate(ranked)
+    ]
+    table = pl.DataFrame(rows, infer_schema_length=None)
+    return SweepResult(
+        strategy=strategy_cls.name, metric=spec.metric, grid=values, table=table, top=top_rows,
+        n_sets=n_sets, n_feasible=n_feasible,
+        per_symbol=pl.concat(per_symbol) if per_symbol else None,
+    )  # fmt: skip
