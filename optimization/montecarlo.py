@@ -1,0 +1,187 @@
+"""Monte Carlo of one backtest: bootstrap its returns or reshuffle its trades, on Ray tasks.
+
+Seeding: paths are grouped in fixed blocks of ``PATHS_PER_BLOCK``; block b's generator is
+``numpy.random.SeedSequence(seed, spawn_key=(b,))`` and gives every path of the block its own
+64-bit key (the SplitMix64 stream of that path). Blocks are dealt to Ray tasks in contiguous
+ranges, so the same seed gives the same numbers for any number of workers.
+
+The backtest is ``raytrader backtest``'s: one portfolio over every symbol, the strategy's
+parameters as given (defaults otherwise). Statistics: quantiles of final return, max drawdown
+and Sharpe; probability of ruin (equity ever below ``ruin`` x initial); VaR and CVaR of the
+final return at ``alpha``; fan-chart quantiles of equity at up to ``FAN_POINTS`` steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from core.errors import ConfigError
+from optimization.context import JobContext
+from optimization.montecarlo_nb import bootstrap_paths_nb, reshuffle_trades_nb
+from optimization.specs import MonteCarloMethod, MonteCarloSpec
+
+__all__ = [
+    "FAN_POINTS",
+    "PATHS_PER_BLOCK",
+    "QUANTILES",
+    "MonteCarloResult",
+    "path_keys",
+    "run_montecarlo",
+    "run_paths",
+    "simulate_blocks",
+    "summarize",
+]
+
+PATHS_PER_BLOCK = 1024
+FAN_POINTS = 50
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_FIELDS = ("final_return", "max_drawdown", "sharpe", "min_equity")
+
+
+def path_keys(seed: int, block: int, n_paths: int) -> np.ndarray:
+    """The 64-bit stream keys of the first ``n_paths`` paths of block ``block``."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block,)))
+    return rng.integers(0, 2**64 - 1, size=n_paths, dtype=np.uint64, endpoint=True)
+
+
+def fan_steps(steps: int, points: int = FAN_POINTS) -> np.ndarray:
+    """Step indices recorded for the fan chart: evenly spaced, the last step included."""
+    return np.unique(np.linspace(0, steps - 1, min(points, steps)).round().astype(np.int64))
+
+
+def simulate_blocks(
+    data: np.ndarray, method: str, paths: int, steps: int, block_length: float, seed: int,
+    ppy: float, cash: float, first_block: int, last_block: int, threads: int | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Paths of blocks ``first_block:last_block`` (Ray-free; a Ray task calls this)."""
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    keys = np.concatenate([
+        path_keys(seed, b, min(PATHS_PER_BLOCK, paths - b * PATHS_PER_BLOCK))
+        for b in range(first_block, last_block)
+    ])  # fmt: skip
+    n = len(keys)
+    fs = fan_steps(steps)
+    out = {k: np.empty(n) for k in _FIELDS}
+    fan = np.empty((n, len(fs)))
+    args = (out["final_return"], out["max_drawdown"], out["sharpe"], out["min_equity"], fan)
+    if method == MonteCarloMethod.TRADES:
+        reshuffle_trades_nb(data, cash, keys, ppy, fs, *args)
+    else:
+        p_new = 1.0 if method == MonteCarloMethod.IID else 1.0 / block_length
+        bootstrap_paths_nb(data, keys, steps, p_new, ppy, fs, *args)
+    out["fan"] = fan
+    return out
+
+
+def run_paths(
+    data: np.ndarray, method: MonteCarloMethod, paths: int, steps: int, block_length: float,
+    seed: int, ppy: float, cash: float, workers: int, ctx: JobContext | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """All paths, split in contiguous block ranges over ``workers`` Ray tasks (one CPU each)."""
+    import ray
+
+    ctx = ctx or JobContext()
+    task = ray.remote(num_cpus=1, max_retries=0)(simulate_blocks)
+    n_blocks = math.ceil(paths / PATHS_PER_BLOCK)
+    edges = np.linspace(0, n_blocks, min(workers, n_blocks) + 1).round().astype(int)
+    ref = ray.put(np.ascontiguousarray(data, dtype=np.float64))
+    pending = {
+        task.remote(ref, method.value, paths, steps, block_length, seed, ppy, cash, int(a),
+                    int(b), 1): i
+        for i, (a, b) in enumerate(itertools.pairwise(edges))
+    }  # fmt: skip
+    parts: dict[int, dict[str, np.ndarray]] = {}
+    try:
+        while pending:
+            ctx.check()
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
+            for r in ready:
+                parts[pending.pop(r)] = ray.get(r)
+                done = sum(len(p["final_return"]) for p in parts.values())
+                ctx.report(done, paths)
+    finally:
+        for r in pending:
+            ray.cancel(r, force=True)
+    order = sorted(parts)
+    return {k: np.concatenate([parts[i][k] for i in order]) for k in (*_FIELDS, "fan")}
+
+
+def summarize(sim: dict[str, np.ndarray], ruin: float, alpha: float) -> dict[str, Any]:
+    """Quantiles, probability of ruin, VaR/CVaR of the final return."""
+    final = sim["final_return"]
+    q = np.quantile(final, alpha)
+    out: dict[str, Any] = {
+        f"{name}_quantiles": {str(p): float(np.nanquantile(sim[name], p)) for p in QUANTILES}
+        for name in ("final_return", "max_drawdown", "sharpe")
+    }
+    out.update(
+        paths=len(final), mean_final_return=float(final.mean()),
+        prob_ruin=float(np.mean(sim["min_equity"] < ruin)), ruin_level=ruin,
+        prob_loss=float(np.mean(final < 0)), alpha=alpha, var=float(-q),
+        cvar=float(-final[final <= q].mean()),
+    )  # fmt: skip
+    return out
+
+
+@dataclass
+class MonteCarloResult:
+    """Per-path statistics, the fan chart and the summary."""
+
+    stats: dict[str, Any]
+    paths: pl.DataFrame
+    fan: pl.DataFrame
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able result."""
+        return self.stats
+
+
+def run_montecarlo(spec: MonteCarloSpec, ctx: JobContext | None = None) -> MonteCarloResult:
+    """Backtest once, then simulate ``spec.paths`` paths on Ray tasks."""
+    from core.stats import periods_per_year
+    from optimization.runtime import ensure_ray, resolve_workers
+    from strategies.backtest import backtest, load_panel
+    from strategies.registry import get_strategy
+
+    strategy = get_strategy(spec.strategy)(**spec.params)
+    panel = load_panel(spec.data)
+    result = backtest(strategy, panel, spec.sim)
+    equity = result.equity
+    returns = equity / np.concatenate(([spec.sim.cash], equity[:-1])) - 1.0
+    ppy = spec.sim.periods_per_year or periods_per_year(panel.timestamps)
+    if spec.method is MonteCarloMethod.TRADES:
+        data = np.array([t["pnl"] for t in result.trades if t["exit_time"] is not None])
+        if len(data) < 2:
+            raise ConfigError(
+                f"--method trades needs at least 2 closed trades; {strategy!r} made {len(data)}"
+            )
+        steps = len(data)
+        years = len(returns) / ppy
+        ppy_path = steps / years if years > 0 else float(steps)
+    else:
+        data, steps, ppy_path = returns, spec.horizon or len(returns), ppy
+    ensure_ray()
+    sim = run_paths(data, spec.method, spec.paths, steps, spec.block_length, spec.seed,
+                    ppy_path, spec.sim.cash, resolve_workers(spec.workers), ctx)  # fmt: skip
+    stats = summarize(sim, spec.ruin, spec.alpha)
+    stats.update(
+        strategy=strategy.name, params=strategy.params, method=spec.method.value,
+        seed=spec.seed, steps=steps, block_length=spec.block_length,
+        backtest_total_return=result.stats.total_return,
+        backtest_max_drawdown=result.stats.max_drawdown, backtest_sharpe=result.stats.sharpe,
+    )  # fmt: skip
+    fs = fan_steps(steps)
+    fan = pl.DataFrame({"step": fs, **{
+        f"q{int(p * 100):02d}": np.quantile(sim["fan"], p, axis=0) * spec.sim.cash
+        for p in (0.05, 0.25, 0.5, 0.75, 0.95)}})  # fmt: skip
+    paths = pl.DataFrame({k: sim[k] for k in _FIELDS})
+    return MonteCarloResult(stats, paths, fan)

@@ -1,0 +1,121 @@
+"""Monte Carlo: reproducibility across worker counts, sampling error, block and trade paths.
+
+Tolerances are computed from the distributions, not guessed: 4 standard errors of a mean
+(sd / sqrt(M)) or of a quantile's probability (sqrt(q (1 - q) / M)) plus the step of a
+discrete CDF. A pure-Python SplitMix64 is the independent reference for one path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from core.config import DataSpec
+from core.errors import ConfigError
+from optimization.montecarlo import path_keys, run_montecarlo, run_paths, summarize
+from optimization.specs import MonteCarloMethod, MonteCarloSpec
+
+IID, BLOCK, TRADES = MonteCarloMethod.IID, MonteCarloMethod.BLOCK, MonteCarloMethod.TRADES
+RETURNS = (np.arange(100) - 45) / 1000.0  # 100 distinct returns, -4.5% .. +5.4%
+MASK = (1 << 64) - 1
+
+
+def _splitmix(state: int) -> tuple[int, int]:
+    state = (state + 0x9E3779B97F4A7C15) & MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return state, z ^ (z >> 31)
+
+
+@pytest.mark.timeout(120)
+def test_one_path_matches_a_pure_python_splitmix_reference(ray_session):
+    sim = run_paths(RETURNS, IID, 3, 7, 1.0, 42, 252.0, 1.0, workers=1)
+    state, eq = int(path_keys(42, 0, 3)[1]), 1.0
+    for _ in range(7):
+        state, bits = _splitmix(state)
+        eq *= 1 + RETURNS[int((bits >> 11) * 2.0**-53 * 100)]
+    assert sim["final_return"][1] == pytest.approx(eq - 1, rel=1e-14)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", [IID, BLOCK])
+def test_same_seed_same_numbers_for_one_and_two_workers(ray_session, method):
+    args = (RETURNS, method, 2500, 60, 5.0)  # 2500 paths: three blocks, the last one partial
+    one = run_paths(*args, 9, 252.0, 1.0, workers=1)
+    two = run_paths(*args, 9, 252.0, 1.0, workers=2)
+    other = run_paths(*args, 10, 252.0, 1.0, workers=2)
+    for key in ("final_return", "max_drawdown", "sharpe", "min_equity", "fan"):
+        np.testing.assert_array_equal(one[key], two[key])
+    assert not np.array_equal(one["final_return"], other["final_return"])
+
+
+@pytest.mark.timeout(120)
+def test_iid_quantiles_and_mean_are_within_sampling_error(ray_session):
+    m = 20_000
+    one_step = run_paths(RETURNS, IID, m, 1, 1.0, 1, 252.0, 1.0, workers=2)["final_return"]
+    for q in (0.05, 0.5, 0.95):
+        # The empirical CDF of the MC quantile vs q: 4 binomial SEs plus one CDF step (1/100).
+        cdf = np.mean(np.quantile(one_step, q) >= RETURNS)
+        assert abs(cdf - q) <= 4 * math.sqrt(q * (1 - q) / m) + 1 / 100
+    k = 30
+    growth = np.log1p(run_paths(RETURNS, IID, m, k, 1.0, 2, 252.0, 1.0, workers=2)["final_return"])
+    logs = np.log1p(RETURNS)  # sum of k iid draws: mean k E[log], sd sqrt(k Var[log])
+    assert abs(growth.mean() - k * logs.mean()) <= 4 * math.sqrt(k * logs.var()) / math.sqrt(m)
+    assert growth.std() == pytest.approx(math.sqrt(k * logs.var()), rel=0.05)
+
+
+@pytest.mark.timeout(120)
+def test_block_bootstrap_with_endless_blocks_walks_the_series_in_order(ray_session):
+    sim = run_paths(RETURNS, BLOCK, 500, 10, 1e12, 3, 252.0, 1.0, workers=2)
+    wrapped = np.concatenate([RETURNS, RETURNS[:10]])
+    windows = np.array([np.prod(1 + wrapped[i : i + 10]) - 1 for i in range(100)])
+    gaps = np.abs(sim["final_return"][:, None] - windows[None, :]).min(axis=1)
+    assert gaps.max() < 1e-12  # every path is one circular window of 10 consecutive returns
+
+
+@pytest.mark.timeout(120)
+def test_trade_reshuffles_keep_the_final_return_and_vary_the_drawdown(ray_session):
+    pnl = np.array([500.0, -300.0, 200.0, -800.0, 1000.0, -100.0])
+    sim = run_paths(pnl, TRADES, 2000, 6, 1.0, 5, 6.0, 10_000.0, workers=2)
+    np.testing.assert_allclose(sim["final_return"], pnl.sum() / 10_000.0, rtol=1e-12)
+    # Every path's drawdown is one of the 720 orders' (brute force); the worst orders (losses
+    # first: 36 of 720, so missed by 2000 paths with probability ~e^-100) give 1200/10000.
+    possible = set()
+    for order in itertools.permutations(pnl):
+        equity = 10_000.0 + np.cumsum(order)
+        peaks = np.maximum.accumulate(np.concatenate(([10_000.0], equity)))[1:]
+        possible.add(round(float(np.max(np.maximum(0, 1 - equity / peaks))), 12))
+    assert {round(float(d), 12) for d in sim["max_drawdown"]} <= possible
+    assert sim["max_drawdown"].max() == pytest.approx(0.12)
+
+
+def test_summary_statistics_by_numpy():
+    rng = np.random.default_rng(0)
+    final = rng.normal(0.05, 0.2, 5000)
+    sim = {"final_return": final, "max_drawdown": rng.random(5000),
+           "sharpe": rng.normal(size=5000), "min_equity": 1 + np.minimum(final, 0)}  # fmt: skip
+    s = summarize(sim, ruin=0.8, alpha=0.05)
+    q = np.quantile(final, 0.05)
+    assert s["var"] == pytest.approx(-q)
+    assert s["cvar"] == pytest.approx(-final[final <= q].mean())
+    assert s["prob_ruin"] == pytest.approx(np.mean(final < -0.2))
+
+
+@pytest.mark.timeout(120)
+def test_run_montecarlo_on_a_backtest(ray_session, data_dir):
+    orcl = DataSpec(paths=[str(data_dir / "ORCL.csv")])
+    spec = MonteCarloSpec(strategy="sma_crossover", data=orcl, paths=3000, method="block", seed=1)
+    result = run_montecarlo(spec)
+    s = result.stats
+    assert s["paths"] == 3000 and s["steps"] == 5036
+    q = s["final_return_quantiles"]
+    assert q["0.05"] <= q["0.5"] <= q["0.95"]
+    assert result.fan.height == 50 and (result.fan["q05"] <= result.fan["q95"]).all()
+    bad = MonteCarloSpec(strategy="sma_crossover", params={"fast": 5, "slow": 10},
+                         data=DataSpec(synthetic_bars=12), method="trades")  # fmt: skip
+    with pytest.raises(ConfigError, match="at least 2 closed trades"):
+        run_montecarlo(bad)
