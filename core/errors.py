@@ -6,6 +6,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "DataValidationError",
+    "JournalError",
     "PermanentBrokerError",
     "RaytraderError",
     "StrategyError",
@@ -48,6 +49,14 @@ class DataValidationError(RaytraderError, ValueError):
             where.append(f"rule {rule}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class JournalError(RaytraderError):
+    """The journal file cannot be used: not a journal, or a schema this version cannot read."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"journal {path}: {message}" if path else message)
 
 
 class StrategyError(RaytraderError):
