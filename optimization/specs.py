@@ -224,7 +224,10 @@ class ShockSpec(BaseModel):
 class StressSpec(_Research):
     """``raytrader stress``: the strategy under shocks and in historical windows."""
 
-    scenarios: list[ShockSpec] = Field(..., min_length=1)
+    scenarios: list[ShockSpec] = Field(
+        default_factory=list,
+        description="empty: historical crises in the data plus one shock of each kind mid-data",
+    )
     max_daily_loss_pct: float = Field(5.0, gt=0, le=100, description="limit: loss in one bar")
     max_drawdown_pct: float = Field(20.0, gt=0, le=100, description="limit: drawdown from peak")
 
