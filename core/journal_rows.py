@@ -161,6 +161,7 @@ class _OrderFold:
         self.last_seq = 0
 
     def apply(self, seq: int, event: BaseModel) -> None:
+        """Account for one more event of this order."""
         self.last_seq = seq
         match event:
             case RiskVerdict():
@@ -180,6 +181,7 @@ class _OrderFold:
                 self.status = OrderStatus.FILLED if whole else OrderStatus.PARTIALLY_FILLED
 
     def row(self) -> OrderRow:
+        """The folded, immutable view."""
         v = self.verdict
         return OrderRow(
             client_order_id=self.coid, strategy_id=self.strategy_id, symbol=self.symbol,
