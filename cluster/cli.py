@@ -78,5 +78,14 @@ def strategies(as_json: bool) -> None:
         render_strategies(Console(), registry)
 
 
+from cluster.cli_research import montecarlo, optimize, stress, sweep, walkforward  # noqa: E402
+
+main.add_command(optimize)
+main.add_command(sweep)
+main.add_command(walkforward)
+main.add_command(montecarlo)
+main.add_command(stress)
+
+
 if __name__ == "__main__":
     main()

@@ -44,4 +44,9 @@ def resolve_workers(workers: int | None) -> int:
     """The number of worker actors: as asked, or one per CPU of the cluster."""
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: must be at least 1")
-    return workers if workers is not None else cluster_cpus()
+    cpus = cluster_cpus()
+    if workers is not None and workers > cpus:
+        raise ConfigError(
+            f"--workers {workers}: the Ray cluster has {cpus} CPUs (one worker per CPU at most)"
+        )
+    return workers if workers is not None else cpus

@@ -15,6 +15,7 @@ number of candidates and V = the variance of their per-bar Sharpe ratios.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ def run_walkforward(spec: WalkForwardSpec, ctx: JobContext | None = None) -> Wal
             if best is not None:
                 warm = fold.test_lo - fold.train_lo
                 rets, agg = _returns(pool, [best], fold.test_lo, fold.test_hi, warm, ctx)
-                row["params"] = str(best)
+                row["params"] = json.dumps(best)
                 row[f"oos_{metric}"] = float(agg[metric][0])
                 row["oos_total_return"] = float(np.prod(1.0 + rets[:, 0]) - 1.0)
                 pieces.append((fold.test_lo, rets[:, 0]))
@@ -248,7 +249,7 @@ def _overfitting(spec: WalkForwardSpec, full: np.ndarray, candidates: list[dict[
     return {
         "dsr": dsr.dsr, "dsr_sharpe_per_bar": dsr.sharpe, "dsr_sr0": dsr.sr0,
         "dsr_var_sharpe": dsr.var_sharpe, "dsr_skew": dsr.skew, "dsr_kurtosis": dsr.kurtosis,
-        "dsr_n_obs": dsr.n_obs, "dsr_best_params": str(candidates[best]), "pbo": pbo.pbo,
+        "dsr_n_obs": dsr.n_obs, "dsr_best_params": candidates[best], "pbo": pbo.pbo,
         "pbo_splits": pbo.n_splits, "pbo_combinations": len(pbo.logits),
     }  # fmt: skip
 
@@ -277,7 +278,7 @@ def _assemble(
         "oos_sharpe_per_bar": float(sharpe(oos)) if len(oos) > 1 else math.nan,
         "n_candidates": len(candidates),
     }  # fmt: skip
-    cand = pl.DataFrame({"params": [str(c) for c in candidates]})
+    cand = pl.DataFrame({"params": [json.dumps(c) for c in candidates]})
     if full is not None:
         stats.update(_overfitting(spec, full, candidates))
         srs = np.nan_to_num(sharpe(full, axis=0), nan=0.0)
