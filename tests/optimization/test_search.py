@@ -122,3 +122,23 @@ def test_bad_inputs_name_the_thing_and_the_rule():
     spec = OptimizeSpec(strategy="sma_crossover", params={"slow": 20}, data=SYN)
     with pytest.raises(ConfigError, match="empty after its constraints"):
         run_optimize(spec.model_copy(update={"params": {"slow": 5}}))
+
+
+@pytest.mark.timeout(180)
+def test_tune_engine_runs_trials_and_picks_the_best_of_them(ray_session):
+    spec = OptimizeSpec(strategy="sma_crossover", data=SYN, trials=4, engine="tune", seed=5,
+                        sampler="random")  # fmt: skip
+    result = run_optimize(spec)
+    ok = result.trials.filter(result.trials["status"] == "ok")
+    assert result.engine == "tune" and result.trials.height == 4
+    assert result.best[0]["values"]["sharpe"] == pytest.approx(ok["sharpe"].max())
+    # each trial's metric equals the batched evaluator's on the same set (independent call)
+    from optimization.evaluation import window_metrics
+    from optimization.metrics import aggregate
+    from strategies.backtest import load_panel
+    from strategies.sma_crossover import SmaCrossover
+
+    row = ok.row(0, named=True)
+    params = {"fast": row["param_fast"], "slow": row["param_slow"]}
+    agg = aggregate(window_metrics(SmaCrossover, load_panel(SYN), [params], SimConfig()))
+    assert row["sharpe"] == pytest.approx(float(agg["sharpe"][0]), rel=1e-12)
