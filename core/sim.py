@@ -8,6 +8,7 @@ which is what parameter sweeps use.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,16 @@ from core.sim_nb import count_target_changes_nb, simulate_nb
 from core.stats import Stats, compute_stats, periods_per_year
 from core.types import Bps, ExitReason, FillMode, NonNegFloat, RebalanceMode, RejectReason
 
-__all__ = ["BacktestResult", "BatchResult", "SimConfig", "run_backtest", "simulate_batch"]
+__all__ = [
+    "BacktestResult",
+    "BatchResult",
+    "SimConfig",
+    "closed_trade_dicts",
+    "open_trade_dicts",
+    "rejection_dict",
+    "run_backtest",
+    "simulate_batch",
+]
 
 
 class SimConfig(BaseModel):
@@ -217,24 +227,25 @@ class BacktestResult:
         return out
 
 
-def _trade_dicts(
-    batch: BatchResult, panel: WidePanel, price_col: np.ndarray
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Closed trades from the kernel records, then open positions marked to the last close."""
-    assert batch.trades is not None
-    recs = batch.trades[: int(batch.n_trades[0])]
-    ts = panel.timestamps
+def closed_trade_dicts(
+    recs: np.ndarray, col_symbols: Sequence[str], timestamps: np.ndarray
+) -> list[dict[str, Any]]:
+    """Closed-trade records (TRADE_DTYPE) as the ``trades`` dicts of ``backtest --json``.
+
+    ``col_symbols[col]`` names a record's column; ``timestamps[t]`` is bar t's time. Shared by
+    the backtest and the live ledger, so both print the same objects.
+    """
     labels = {int(r): r.label for r in ExitReason}
     columns = zip(
         recs["col"].tolist(), recs["side"].tolist(), recs["qty"].tolist(),
-        _iso_many(ts[recs["entry_t"]]), recs["entry_price"].tolist(),
-        _iso_many(ts[recs["exit_t"]]), recs["exit_price"].tolist(),
+        _iso_many(timestamps[recs["entry_t"]]), recs["entry_price"].tolist(),
+        _iso_many(timestamps[recs["exit_t"]]), recs["exit_price"].tolist(),
         (recs["entry_commission"] + recs["exit_commission"]).tolist(), recs["pnl"].tolist(),
         recs["exit_reason"].tolist(), strict=True,
     )  # fmt: skip
-    out = [
+    return [
         {
-            "symbol": panel.symbols[price_col[col]],
+            "symbol": col_symbols[col],
             "side": "long" if side > 0 else "short",
             "qty": qty,
             "entry_time": entry_time,
@@ -248,8 +259,15 @@ def _trade_dicts(
         for col, side, qty, entry_time, entry_price, exit_time, exit_price, comm, pnl, reason
         in columns
     ]
-    closed_pnl = recs["pnl"].astype(np.float64)
-    for j, row in enumerate(batch.state):
+
+
+def open_trade_dicts(
+    state: np.ndarray, col_symbols: Sequence[str], timestamps: np.ndarray
+) -> list[dict[str, Any]]:
+    """Open positions of a per-column state array, marked to their last close, as trade dicts
+    with a null exit (pnl = marked profit minus the entry commission not yet allocated)."""
+    out = []
+    for j, row in enumerate(state):
         pos = row[ST_POS]
         if pos == 0:
             continue
@@ -257,10 +275,10 @@ def _trade_dicts(
         pnl = side * (row[ST_LAST_CLOSE] - row[ST_AVG]) * abs(pos) - row[ST_ENTRY_COMM]
         out.append(
             {
-                "symbol": panel.symbols[price_col[j]],
+                "symbol": col_symbols[j],
                 "side": "long" if pos > 0 else "short",
                 "qty": float(abs(pos)),
-                "entry_time": _iso(ts[int(row[ST_ENTRY_T])]),
+                "entry_time": _iso(timestamps[int(row[ST_ENTRY_T])]),
                 "entry_price": float(row[ST_AVG]),
                 "exit_time": None,
                 "exit_price": None,
@@ -269,7 +287,26 @@ def _trade_dicts(
                 "exit_reason": None,
             }
         )
-    return out, closed_pnl
+    return out
+
+
+def rejection_dict(
+    symbol: str, timestamp: np.datetime64, qty: float, reason: str
+) -> dict[str, Any]:
+    """One entry of ``rejected_orders`` in ``backtest --json``."""
+    return {"symbol": symbol, "time": _iso(timestamp), "qty": float(qty), "reason": reason}
+
+
+def _trade_dicts(
+    batch: BatchResult, panel: WidePanel, price_col: np.ndarray
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Closed trades from the kernel records, then open positions marked to the last close."""
+    assert batch.trades is not None
+    recs = batch.trades[: int(batch.n_trades[0])]
+    col_symbols = [panel.symbols[p] for p in price_col]
+    out = closed_trade_dicts(recs, col_symbols, panel.timestamps)
+    out.extend(open_trade_dicts(batch.state, col_symbols, panel.timestamps))
+    return out, recs["pnl"].astype(np.float64)
 
 
 def check_weights(weights: np.ndarray, panel: WidePanel) -> np.ndarray:
@@ -302,12 +339,12 @@ def run_backtest(panel: WidePanel, weights: np.ndarray, config: SimConfig) -> Ba
     assert batch.cash is not None and batch.positions is not None
     trades, closed_pnl = _trade_dicts(batch, panel, price_col)
     rejected = [
-        {
-            "symbol": panel.symbols[price_col[r["col"]]],
-            "time": _iso(panel.timestamps[r["t"]]),
-            "qty": float(r["qty"]),
-            "reason": RejectReason(int(r["reason"])).label,
-        }
+        rejection_dict(
+            panel.symbols[price_col[r["col"]]],
+            panel.timestamps[r["t"]],
+            r["qty"],
+            RejectReason(int(r["reason"])).label,
+        )
         for r in batch.rejected[: int(batch.n_rejected[0])]
     ]
     ppy = config.periods_per_year or periods_per_year(panel.timestamps)
