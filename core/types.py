@@ -80,6 +80,7 @@ class ExitReason(IntEnum):
     SIGNAL = 0
     STOP_LOSS = 1
     TAKE_PROFIT = 2
+    FLATTEN = 3  # live only: a kill switch's closing order (the backtest never records it)
 
     @property
     def label(self) -> str:
