@@ -161,8 +161,9 @@ def setup_logging(
 ) -> logging.Handler:
     """Configure the root logger: one handler with the chosen format, secrets redacted.
 
-    Calling it again replaces the handler it installed before (other handlers stay, and get
-    the redactor too).
+    Calling it again replaces the handler it installed before. Other handlers stay, and every
+    handler that exists at the time (also on loggers that do not propagate, like uvicorn's)
+    gets the redactor too.
 
     Args:
         format: ``text`` for people, ``json`` for log shippers.
@@ -183,7 +184,11 @@ def setup_logging(
     handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
     handler._raytrader = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    for h in root.handlers:
+    # Every handler that exists now, also on loggers that do not propagate to the root
+    # (uvicorn's, Ray's), so an exception text they print is redacted too.
+    loggers = [root, *(lg for lg in logging.Logger.manager.loggerDict.values()
+                       if isinstance(lg, logging.Logger))]  # fmt: skip
+    for h in {h for lg in loggers for h in lg.handlers}:
         if _REDACTOR not in h.filters:
             h.addFilter(_REDACTOR)
     root.setLevel(level if isinstance(level, int) else level.upper())

@@ -99,3 +99,18 @@ def test_short_values_are_not_treated_as_secrets(root_logger):
 def test_unknown_format_is_a_config_error():
     with pytest.raises(ConfigError, match="'text' or 'json'"):
         setup_logging("xml")  # type: ignore[arg-type]
+
+
+def test_handlers_of_non_propagating_loggers_get_the_redactor(root_logger):
+    token = secrets.token_urlsafe(32)
+    out = io.StringIO()
+    own = logging.getLogger("raytrader.test.own_handler")
+    handler = logging.StreamHandler(out)
+    own.addHandler(handler)
+    own.propagate = False
+    try:
+        setup_logging("text", stream=io.StringIO(), secrets=[token])
+        own.error("server crashed with %s", token)
+    finally:
+        own.removeHandler(handler)
+    assert token not in out.getvalue() and REDACTED in out.getvalue()
