@@ -1,0 +1,1 @@
+"""The HTTP control API: schemas, security wiring, error mapping and the FastAPI app factory."""
