@@ -161,6 +161,29 @@ def _stop_exit_nb(g, j, t, code, price, state, summary, comm_rate, comm_fixed, t
     )
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _stats_step_nb(eq, prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2):  # fmt: skip
+    """Fold one bar's equity into the streaming statistics; returns them updated.
+
+    An unchanged equity adds a zero return: nothing to accumulate. ``dd_floor`` is the equity
+    below which a new maximum drawdown starts, ``peak * (1 - max_dd)``.
+    """
+    if eq != prev_eq:
+        r = eq / prev_eq - 1.0
+        prev_eq = eq
+        sum_r += r
+        sum_r2 += r * r
+        neg = min(r, 0.0)  # branch-free: the sign of a return is a coin flip
+        down2 += neg * neg
+        if eq > peak:
+            peak = eq
+            dd_floor = peak * (1.0 - max_dd)
+        elif eq < dd_floor:
+            max_dd = 1.0 - eq / peak
+            dd_floor = eq
+    return prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2
+
+
 @njit(cache=True, error_model="numpy")
 def _finish_summary_nb(row, final_eq, max_dd, sum_r, sum_r2, down2, exposure, n_bars):
     """Write a portfolio's streaming statistics into its summary row."""
@@ -289,19 +312,9 @@ def _run_group_nb(
                 pos_out[t, j] = state[j, ST_POS]
         if held:
             exposure += 1.0
-        if eq != prev_eq:  # an unchanged equity adds a zero return: nothing to accumulate
-            r = eq / prev_eq - 1.0
-            prev_eq = eq
-            sum_r += r
-            sum_r2 += r * r
-            neg = min(r, 0.0)  # branch-free: the sign of a return is a coin flip
-            down2 += neg * neg
-            if eq > peak:
-                peak = eq
-                dd_floor = peak * (1.0 - max_dd)
-            elif eq < dd_floor:
-                max_dd = 1.0 - eq / peak
-                dd_floor = eq
+        prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2 = _stats_step_nb(
+            eq, prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2
+        )
     _finish_summary_nb(summary[g], prev_eq, max_dd, sum_r, sum_r2, down2, exposure, n_bars)
 
 @njit(cache=True, error_model="numpy")
@@ -374,9 +387,38 @@ def _run_single_nb(
     tgt = state[j, ST_TGT]
     last_close = state[j, ST_LAST_CLOSE]
     pending = False
-    for t in range(n_bars):
+    t = -1
+    while t + 1 < n_bars:
+        t += 1
+        if not (every_bar or pending or (has_stops and pos != 0)):
+            # Quiet bars (no pending order, no live stop, target unchanged): only the mark and
+            # the statistics. A tight loop of its own, so the rare-event code below does not
+            # crowd the registers of the common case.
+            while True:
+                c = close[t, p]
+                if c == c:
+                    last_close = c
+                w = weights[t, j]
+                if w == w and w != tgt:
+                    break  # a target change: this bar takes the full path below
+                eq = cash + pos * last_close if pos != 0 else cash
+                if record_equity:
+                    equity_out[t, g] = eq
+                if record_detail:
+                    cash_out[t, g] = cash
+                    pos_out[t, j] = pos
+                if pos != 0:
+                    exposure += 1.0
+                prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2 = _stats_step_nb(
+                    eq, prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2
+                )
+                t += 1
+                if t == n_bars:
+                    break
+            if t == n_bars:
+                break
         stopped = False
-        if pending or (has_stops and pos != 0):  # rare: keeps the quiet-bar loop tight
+        if pending or (has_stops and pos != 0):  # rare: stops and fills live apart
             cash, pos, last_close, stopped = _single_events_nb(
                 g, j, t, p, cash, pos, last_close, pending, has_stops, open_, high, low,
                 price_col, sl, tp, fill_close, slip, leverage, comm_rate, comm_fixed, state,
@@ -419,19 +461,9 @@ def _run_single_nb(
             pos_out[t, j] = pos
         if pos != 0:
             exposure += 1.0
-        if eq != prev_eq:
-            r = eq / prev_eq - 1.0
-            prev_eq = eq
-            sum_r += r
-            sum_r2 += r * r
-            neg = min(r, 0.0)  # branch-free: the sign of a return is a coin flip
-            down2 += neg * neg
-            if eq > peak:
-                peak = eq
-                dd_floor = peak * (1.0 - max_dd)
-            elif eq < dd_floor:
-                max_dd = 1.0 - eq / peak
-                dd_floor = eq
+        prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2 = _stats_step_nb(
+            eq, prev_eq, peak, max_dd, dd_floor, sum_r, sum_r2, down2
+        )
     state[j, ST_POS] = pos
     state[j, ST_TGT] = tgt
     state[j, ST_LAST_CLOSE] = last_close

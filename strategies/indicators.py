@@ -119,9 +119,10 @@ def sma_into_nb(x: np.ndarray, n: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def _sma_cross_clean_nb(x: np.ndarray, fast: int, slow: int, out: np.ndarray, tol: float) -> None:
+def _sma_cross_clean_nb(x: np.ndarray, fast: int, slow: int, out: np.ndarray, tol: float) -> bool:
     """``sma_cross_into_nb`` for a series without NaN: the same sums in the same order (so the
-    same bits) as ``_sma_step_nb``, minus the gap bookkeeping."""
+    same bits) as ``_sma_step_nb``, minus the gap bookkeeping. Returns False, leaving ``out``
+    partly written, at the first NaN, so the caller needs no separate pass to look for one."""
     tf = 0.0
     ts = 0.0
     cf = 0  # defined bars left until the next exact re-sum
@@ -129,6 +130,8 @@ def _sma_cross_clean_nb(x: np.ndarray, fast: int, slow: int, out: np.ndarray, to
     before = 2
     for i in range(x.shape[0]):
         xi = x[i]
+        if xi != xi:
+            return False
         if i >= fast - 1:
             cf -= 1
             if cf <= 0:
@@ -162,6 +165,7 @@ def _sma_cross_clean_nb(x: np.ndarray, fast: int, slow: int, out: np.ndarray, to
                 value = 0.0
         out[i] = value
         before = now
+    return True
 
 
 @njit(cache=True, error_model="numpy")
@@ -171,8 +175,7 @@ def sma_cross_into_nb(x: np.ndarray, fast: int, slow: int, out: np.ndarray, tol:
     Bit for bit what ``sma_into_nb`` twice plus ``cross_signal_nb`` give, without the
     intermediate arrays: the single-backtest path reads the prices once. Requires fast < slow.
     """
-    if not np.isnan(x).any():
-        _sma_cross_clean_nb(x, fast, slow, out, tol)
+    if _sma_cross_clean_nb(x, fast, slow, out, tol):
         return
     nf, tf, ff, cf = 0, 0.0, True, fast
     ns, ts, fs, cs = 0, 0.0, True, slow
