@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.research import REFERENCE
 from bench.workloads import UNIT_NAMES, UNITS, WORKLOADS
 
 
@@ -30,6 +31,26 @@ def _run(workload: str, impl: str, repeat: int) -> dict | str:
     if proc.returncode != 0:
         return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median(results: dict, impl: str) -> float | None:
+    res = results.get(impl)
+    return float(np.median(res["times"])) if isinstance(res, dict) else None
+
+
+def _derived(console: Console, workload: str, results: dict) -> None:
+    """Figures that compare rows: scaling efficiency (W2-sweep), speed-ups (W3, W4)."""
+    med = {impl: _median(results, impl) for impl in results}
+    if workload == "W2-sweep" and all(med.values()):
+        t1, t2 = med["sweep, 1 worker"], med["sweep, 2 workers"]
+        console.print(f"scaling efficiency t1 / (2 t2) = {t1 / (2 * t2):.0%}")
+    if workload == "W4":
+        par = med.get("raytrader parallel (2 workers)")
+        for impl, t in med.items():
+            if par and t and not impl.startswith("raytrader"):
+                console.print(f"parallel is {t / par:.2f}x faster than {impl}")
+        console.print("naive Tune: its trials are timed and the time scaled to 500 trials; "
+                      "Ray rows' peak RSS is the driver's only")  # fmt: skip
 
 
 def main() -> None:
@@ -44,7 +65,8 @@ def main() -> None:
     console.print(f"cpus {os.cpu_count()}, numba threads {threads}, repeat {args.repeat}")
     for workload in args.workloads:
         table = Table(title=f"{workload}: {UNITS[workload]:,} {UNIT_NAMES[workload].split('/')[0]}")
-        for col in ("implementation", "median", "min-max", UNIT_NAMES[workload], "vs hand loop",
+        reference = REFERENCE.get(workload, "hand numba loop")
+        for col in ("implementation", "median", "min-max", UNIT_NAMES[workload], "vs reference",
                     "peak RSS (input)", "final equity (first / sum)"):  # fmt: skip
             table.add_column(col, justify="left" if col == "implementation" else "right")
         results = {}
@@ -53,7 +75,7 @@ def main() -> None:
                 table.add_row(impl, "skipped: pip install -e '.[bench]'")
                 continue
             results[impl] = _run(workload, impl, args.repeat)
-        hand = results.get("hand numba loop")
+        hand = results.get(reference)
         hand_median = np.median(hand["times"]) if isinstance(hand, dict) else None
         for impl, res in results.items():
             if isinstance(res, str):
@@ -69,6 +91,8 @@ def main() -> None:
                 f"{res['first']:,.2f} / {res['sum']:,.6g}",
             )  # fmt: skip
         console.print(table)
+        console.print(f"vs reference: time / time of '{reference}'")
+        _derived(console, workload, results)
 
 
 if __name__ == "__main__":

@@ -63,3 +63,43 @@ def sma_grid_all_in_nb(
         s = k % n_sym
         out[k] = sma_cross_all_in_nb(closes[:, s], fast[p], slow[p], fee, cash0)
     return out
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def mc_paths_nb(returns: np.ndarray, keys: np.ndarray, steps: int) -> np.ndarray:
+    """W3: i.i.d. bootstrap paths, one SplitMix64 stream per path key (the stream raytrader
+    uses, so the numbers are identical), written apart from raytrader's kernel. Per path the
+    same statistics as raytrader's (final return, max drawdown, Sharpe, minimum equity) but
+    no fan chart: columns of the (paths x 4) result, annualized with 252.
+    """
+    n = returns.shape[0]
+    out = np.empty((keys.shape[0], 4))
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    m1 = np.uint64(0xBF58476D1CE4E5B9)
+    m2 = np.uint64(0x94D049BB133111EB)
+    for p in prange(keys.shape[0]):
+        x = keys[p]
+        eq = 1.0
+        peak = 1.0
+        worst = 0.0
+        low = 1.0
+        s = 0.0
+        s2 = 0.0
+        for _ in range(steps):
+            x = x + golden
+            z = (x ^ (x >> np.uint64(30))) * m1
+            z = (z ^ (z >> np.uint64(27))) * m2
+            z = z ^ (z >> np.uint64(31))
+            r = returns[int(float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) * n)]
+            eq *= 1.0 + r
+            s += r
+            s2 += r * r
+            peak = max(peak, eq)
+            worst = max(worst, 1.0 - eq / peak)
+            low = min(low, eq)
+        mean = s / steps
+        out[p, 0] = eq - 1.0
+        out[p, 1] = worst
+        out[p, 2] = mean / np.sqrt((s2 - steps * mean * mean) / (steps - 1)) * np.sqrt(252.0)
+        out[p, 3] = low
+    return out

@@ -171,3 +171,13 @@ WORKLOADS: dict[str, dict[str, Callable[[], Callable[[], Any]]]] = {
 }
 UNITS = {"W1": W1_BARS, "W1-turnover": W1_BARS, "W2": len(w2_pairs()) * W2_SYMBOLS}
 UNIT_NAMES = {"W1": "bars/s", "W1-turnover": "bars/s", "W2": "backtests/s"}
+
+from bench.research import (  # noqa: E402  (research workloads live in their own module)
+    RESEARCH_UNIT_NAMES,
+    RESEARCH_UNITS,
+    RESEARCH_WORKLOADS,
+)
+
+WORKLOADS.update(RESEARCH_WORKLOADS)
+UNITS.update(RESEARCH_UNITS)
+UNIT_NAMES.update(RESEARCH_UNIT_NAMES)

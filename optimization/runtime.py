@@ -17,6 +17,10 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     Args:
         num_cpus: CPUs of a local instance (default: all of the machine's); ignored when
             joining a cluster, whose size is its own.
+
+    A local instance runs its workers at normal priority (``RAY_worker_niceness=0``, unless
+    set): Ray's default niceness of 15 lets any other busy process on the machine starve the
+    research workers, which do nothing but compute.
     """
     import ray
 
@@ -27,6 +31,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, namespace=NAMESPACE, logging_level="warning")
     else:
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(
             num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False,
             logging_level="warning", configure_logging=False,

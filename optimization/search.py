@@ -299,8 +299,13 @@ def study_result(
     )  # fmt: skip
 
 
-def run_optimize(spec: OptimizeSpec, ctx: JobContext | None = None) -> SearchResult:
-    """Run the search a spec describes on Ray (started here unless already connected)."""
+def run_optimize(
+    spec: OptimizeSpec, ctx: JobContext | None = None, pool: WorkerPool | None = None
+) -> SearchResult:
+    """Run the search a spec describes on Ray (started here unless already connected).
+
+    A given ``pool`` (same strategy, bars and simulator settings) is used and left open.
+    """
     from optimization.runtime import ensure_ray, resolve_workers
     from strategies.backtest import load_panel
     from strategies.registry import get_strategy
@@ -311,25 +316,34 @@ def run_optimize(spec: OptimizeSpec, ctx: JobContext | None = None) -> SearchRes
     fixed = check_fixed(strategy_cls, spec.params)
     specs = search_specs(strategy_cls, fixed)
     ensure_nonempty(strategy_cls, fixed, {k: s.grid() for k, s in specs.items()})
-    panel = load_panel(spec.data)
     ensure_ray()
+    if pool is not None:
+        return _drive(spec, ctx, strategy_cls, fixed, specs, pool)
+    panel = load_panel(spec.data)
     workers = resolve_workers(spec.workers)
     if spec.engine is Engine.TUNE:
         from optimization.tune_engine import run_tune
 
         return run_tune(spec, strategy_cls, fixed, specs, panel, workers, ctx)
+    with WorkerPool(spec.strategy, panel, spec.sim, workers) as own:
+        return _drive(spec, ctx, strategy_cls, fixed, specs, own)
+
+
+def _drive(
+    spec: OptimizeSpec, ctx: JobContext, strategy_cls: type[Strategy], fixed: dict[str, Any],
+    specs: dict[str, Any], pool: WorkerPool,
+) -> SearchResult:  # fmt: skip
     study, sampler_seed = _open_study(spec, strategy_cls)
     n_evals = max(0, spec.trials - _evaluated(study))
     counts: Counter[str] = Counter()
     if n_evals:
+        workers = len(pool.actors)
         proposer = Proposer(study, strategy_cls, specs, fixed, spec.sampler, sampler_seed)
         batch = spec.batch_size or default_batch_size(n_evals, workers)
         ctx.report(0, n_evals, message=f"{workers} workers, {batch} sets per call")
-        with WorkerPool(spec.strategy, panel, spec.sim, workers) as pool:
-            counts = drive_study(
-                study, proposer, strategy_cls, spec.metrics, spec.min_trades, pool, n_evals,
-                batch, ctx,
-            )  # fmt: skip
+        counts = drive_study(
+            study, proposer, strategy_cls, spec.metrics, spec.min_trades, pool, n_evals, batch, ctx
+        )
     if spec.sampler is Sampler.GRID and n_evals and sum(counts.values()) < n_evals:
         ctx.report(n_evals, n_evals, message="grid exhausted")
     return study_result(study, spec, strategy_cls, sampler_seed, counts)

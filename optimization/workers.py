@@ -38,6 +38,10 @@ class EvalWorker:
 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         self.cls = get_strategy(strategy)
+        if not self.cls.cross_sectional:  # column-major once, not on every call
+            panel = WidePanel(panel.timestamps, panel.symbols,
+                              *(np.asfortranarray(getattr(panel, f))
+                                for f in ("open", "high", "low", "close", "volume")))  # fmt: skip
         self.panel = panel
         self.sim = sim
 

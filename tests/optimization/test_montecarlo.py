@@ -33,12 +33,19 @@ def _splitmix(state: int) -> tuple[int, int]:
 
 @pytest.mark.timeout(120)
 def test_one_path_matches_a_pure_python_splitmix_reference(ray_session):
-    sim = run_paths(RETURNS, IID, 3, 7, 1.0, 42, 252.0, 1.0, workers=1)
-    state, eq = int(path_keys(42, 0, 3)[1]), 1.0
-    for _ in range(7):
+    sim = run_paths(RETURNS, IID, 3, 40, 1.0, 42, 252.0, 1.0, workers=1)
+    state, drawn = int(path_keys(42, 0, 3)[1]), []
+    for _ in range(40):
         state, bits = _splitmix(state)
-        eq *= 1 + RETURNS[int((bits >> 11) * 2.0**-53 * 100)]
-    assert sim["final_return"][1] == pytest.approx(eq - 1, rel=1e-14)
+        drawn.append(RETURNS[int((bits >> 11) * 2.0**-53 * 100)])
+    equity = np.cumprod(1 + np.array(drawn))
+    peaks = np.maximum.accumulate(np.concatenate(([1.0], equity)))[1:]
+    assert sim["final_return"][1] == pytest.approx(equity[-1] - 1, rel=1e-13)
+    assert sim["max_drawdown"][1] == pytest.approx(np.max(1 - equity / peaks), rel=1e-12)
+    assert sim["min_equity"][1] == pytest.approx(min(1.0, equity.min()), rel=1e-13)
+    sharpe = np.mean(drawn) / np.std(drawn, ddof=1) * math.sqrt(252)
+    assert sim["sharpe"][1] == pytest.approx(sharpe, rel=1e-9)
+    assert sim["fan"][1, -1] == pytest.approx(equity[-1], rel=1e-13)
 
 
 @pytest.mark.timeout(120)
