@@ -1,0 +1,117 @@
+"""RunConfig: YAML loading, field-path errors, declared strategy parameters, resolved paths.
+
+Expected messages are the rules the models and the strategies' parameter declarations state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.run_config import RunConfigError, load_run_config, parse_run_config
+from core.types import BadBarPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+SMA = {"id": "a", "strategy": "sma_crossover", "symbols": ["ORCL"]}
+
+
+def errors(body: dict) -> list[tuple[str, str]]:
+    with pytest.raises(RunConfigError) as info:
+        parse_run_config(body)
+    return info.value.errors
+
+
+def test_a_minimal_config_takes_the_documented_defaults() -> None:
+    cfg = parse_run_config({"strategies": [SMA]})
+    assert cfg.feed.speed == "max"
+    assert cfg.feed.data.bad_bars is BadBarPolicy.REJECT  # live: quarantine, trade on
+    assert cfg.runtime.on_risk_down == "buffer"
+    assert cfg.broker.kind == "paper" and cfg.broker.paper_options().fill_probability == 1.0
+    assert cfg.journal.path is None and cfg.strategies[0].sim.cash == 100_000.0
+
+
+def test_a_parameter_out_of_range_is_named_by_its_field_path() -> None:
+    body = {"strategies": [SMA, {**SMA, "id": "b", "params": {"fast": 0}}]}
+    assert errors(body) == [("strategies[1].params.fast", "must be in [1, 1000]")]
+
+
+def test_unknown_parameters_and_cross_parameter_rules_name_the_strategy_rule() -> None:
+    assert errors({"strategies": [{**SMA, "params": {"speed": 3}}]}) == [
+        ("strategies[0].params.speed", "unknown parameter (declared: fast, slow)")
+    ]
+    assert errors({"strategies": [{**SMA, "params": {"fast": 50, "slow": 20}}]}) == [
+        ("strategies[0].params", "strategy sma_crossover: fast=50 must be less than slow=20")
+    ]
+
+
+def test_an_unknown_strategy_lists_the_known_ones() -> None:
+    [(path, rule)] = errors({"strategies": [{**SMA, "strategy": "nope"}]})
+    assert path == "strategies[0].strategy" and "unknown strategy 'nope'" in rule
+    assert "sma_crossover" in rule
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "words"),
+    [
+        ({"strategies": [SMA, SMA]}, "strategies[1].id", "used twice"),
+        ({"strategies": [{**SMA, "symbols": ["ORCL", "ORCL"]}]}, "strategies[0].symbols",
+         "listed twice"),
+        ({"strategies": [{**SMA, "symbols": []}]}, "strategies[0].symbols", "at least 1"),
+        ({"strategies": [{**SMA, "id": "a b"}]}, "strategies[0].id", "pattern"),
+        ({"strategies": [SMA], "feed": {"speed": 0}}, "feed.speed", "'max' or a positive"),
+        ({"strategies": [SMA], "feed": {"speed": "fast"}}, "feed.speed", "'max' or a positive"),
+        ({"strategies": [SMA], "runtime": {"on_risk_down": "panic"}}, "runtime.on_risk_down",
+         "'buffer' or 'drop'"),
+        ({"strategies": [SMA], "risk": {"max_leverage": -1}}, "risk.max_leverage", "greater"),
+        ({"strategies": [SMA], "brokr": {}}, "brokr", "Extra inputs"),
+        ({"strategies": [{**SMA, "sim": {"fill": "later"}}]}, "strategies[0].sim.fill", "close"),
+        ({"strategies": []}, "strategies", "at least 1"),
+    ],
+)  # fmt: skip
+def test_each_broken_rule_is_reported_at_its_field(body, path, words) -> None:
+    found = errors(body)
+    assert [p for p, _ in found] == [path], found
+    assert words in found[0][1]
+
+
+def test_load_names_the_file_and_resolves_paths_against_it(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    file = tmp_path / "sub" / "run.yaml"
+    body = {"strategies": [SMA], "feed": {"data": {"paths": ["../ORCL.csv"]}},
+            "journal": {"path": "j/run.sqlite"}}  # fmt: skip
+    file.write_text(yaml.safe_dump(body))
+    cfg = load_run_config(file)
+    assert cfg.feed.data.paths == [str(tmp_path / "ORCL.csv")]
+    assert cfg.journal.path == str(tmp_path / "sub" / "j" / "run.sqlite")
+    body["strategies"][0] = {**SMA, "params": {"slow": 0}}
+    file.write_text(yaml.safe_dump(body))
+    with pytest.raises(RunConfigError) as info:
+        load_run_config(file)
+    assert str(info.value) == f"{file}: strategies[0].params.slow: must be in [2, 5000]"
+
+
+def test_load_rejects_text_that_is_not_a_mapping(tmp_path) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text("strategies: [unclosed\n")
+    with pytest.raises(RunConfigError, match="not valid YAML"):
+        load_run_config(file)
+    file.write_text("- just\n- a list\n")
+    with pytest.raises(RunConfigError, match="expected a mapping"):
+        load_run_config(file)
+
+
+def test_unknown_symbols_name_the_strategy_and_the_symbol() -> None:
+    cfg = parse_run_config({"strategies": [SMA, {**SMA, "id": "b", "symbols": ["ORCL", "MSFT"]}]})
+    assert cfg.unknown_symbols(["ORCL", "NVDA"]) == [
+        ("strategies[1].symbols[1]",
+         "strategy 'b' trades 'MSFT', which is not in the feed's data (NVDA, ORCL)"),
+    ]  # fmt: skip
+    assert cfg.unknown_symbols(["ORCL", "MSFT"]) == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "examples").glob("*.yaml")))
+def test_the_examples_load(name) -> None:
+    cfg = load_run_config(REPO / "examples" / name)
+    assert all(Path(p).is_file() for p in cfg.feed.data.paths)
