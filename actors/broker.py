@@ -1,0 +1,244 @@
+"""The ``broker`` actor: a thin shell around ``core.paper.PaperEngine`` (paper trading).
+
+Per bar the feed calls ``on_bar``: fills at the open and intrabar stops, marks at the close,
+and the ``bar_processed`` marker, all journaled in one transaction before the answer. Only the
+``risk`` actor calls ``submit``; every order must have an approving verdict in the journal
+(else ``order_rejected`` / ``not_approved``), and an order id seen before creates nothing new.
+A restarted broker rebuilds every sub-account from the journal's broker events and the feed's
+history (docs/live.md, "Restarts"). The Alpaca broker comes later behind the same methods.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.common import FEED, ActorShell, Handles, open_journal
+from actors.retry import call_sync
+from core.events import (
+    BarSlice,
+    BrokerRejectReason,
+    Decision,
+    EventKind,
+    FillReason,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    RiskVerdict,
+    Scope,
+)
+from core.paper import BarReport, PaperEngine
+from core.run_config import RunConfig
+
+__all__ = ["BROKER_KINDS", "Broker", "is_not_approved"]
+
+SOURCE = "broker"
+BROKER_KINDS = (
+    EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED, EventKind.ORDER_REJECTED,
+    EventKind.ORDER_CANCELED,
+)  # fmt: skip
+_STOPS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)
+_TIMINGS_KEPT = 200_000
+
+
+def is_not_approved(event: object) -> bool:
+    """Whether an event is the broker's refusal of an order risk never approved (such orders
+    never enter the paper engine, so a rebuild skips them)."""
+    return isinstance(event, OrderRejected) and event.reason is BrokerRejectReason.NOT_APPROVED
+
+
+def _approves(verdict: RiskVerdict | None, order: OrderIntent) -> bool:
+    return (
+        verdict is not None
+        and verdict.decision is not Decision.REJECTED
+        and verdict.strategy_id == order.strategy_id
+        and verdict.symbol == order.symbol
+        and verdict.approved_qty == order.qty
+    )
+
+
+class Broker(ActorShell):
+    """Paper sub-accounts of every strategy, driven by the feed's bars (see module doc).
+
+    Args:
+        config: the run's config (strategies with their symbols and sim settings, broker).
+        journal_path: the journal file.
+    """
+
+    def __init__(
+        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._config = config
+        self._actor = Handles()
+        self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._fill_commit_ns: dict[int, int] = {}
+        self._rebuild()
+
+    # ------------------------------------------------------------------ restart
+    def _new_engine(self) -> PaperEngine:
+        engine = PaperEngine(self._config.broker.paper_options())
+        for strategy in self._config.strategies:
+            engine.open_account(strategy.id, strategy.symbols, strategy.sim)
+        return engine
+
+    def _rebuild(self) -> None:
+        """Start-up and crash recovery: every sub-account from the journal (one code path)."""
+        engine = self._new_engine()
+        last = self._journal.max_bar(EventKind.BAR_PROCESSED)
+        if last is not None:
+            events = [e.event for e in self._journal.read(BROKER_KINDS)]
+            history = call_sync(
+                self._actor(FEED).history, None, last, name=FEED,
+                restart_wait_s=self._config.runtime.restart_wait_s,
+            )  # fmt: skip
+            engine.rebuild([e for e in events if not is_not_approved(e)], history)  # type: ignore[misc]
+        self._engine = engine
+
+    def _append(self, events: Sequence[Any]) -> None:
+        """Journal events in one transaction; on failure the engine (already changed) is
+        thrown away and rebuilt from the journal, then the error is raised."""
+        if not events:
+            return
+        try:
+            self._journal.append_many(events, source=SOURCE)
+        except BaseException:
+            self._rebuild()
+            raise
+
+    # ------------------------------------------------------------------ the bar
+    async def on_bar(self, bar: BarSlice) -> dict[str, Any]:
+        """Docs/live.md step 2 for every sub-account; idempotent per bar.
+
+        Returns ``{"report": BarReport, "fill_counts": {strategy: fills so far}}``; the
+        counts let each host check that its ledger has every fill of its sub-account.
+        """
+        last = self._engine.last_bar_index
+        if last is not None and bar.index <= last:
+            report = self._journaled_report(bar.index)
+        else:
+            report = self._engine.on_bar(bar)
+            self._append([*report.events, report.processed()])
+            if report.fills:
+                self._stamp(bar.index)
+        return {"report": report, "fill_counts": self.fill_counts_now()}
+
+    def _journaled_report(self, t: int) -> BarReport:
+        """Bar t's report as journaled (the bar was processed before a restart)."""
+        marker = next(iter(self._journal.read([EventKind.BAR_PROCESSED], bar_index=t)), None)
+        if marker is None:
+            raise RuntimeError(f"bar {t} is at or before the broker's last bar but not journaled")
+        events = [
+            e.event for e in self._journal.read(BROKER_KINDS, bar_index=t)
+            if e.seq < marker.seq and e.kind is not EventKind.ORDER_ACCEPTED
+        ]  # fmt: skip
+        stopped: dict[str, list[str]] = {}
+        for event in events:
+            if isinstance(event, OrderFilled) and event.reason in _STOPS:
+                stopped.setdefault(event.strategy_id, []).append(event.symbol)
+        processed = marker.event
+        return BarReport(
+            bar_index=t, bar_ts=processed.bar_ts, events=tuple(events),  # type: ignore[attr-defined]
+            equity=processed.equity, cash=processed.cash,  # type: ignore[attr-defined]
+            stopped={sid: tuple(s) for sid, s in stopped.items()},
+        )  # fmt: skip
+
+    def _stamp(self, bar_index: int) -> None:
+        """Remember when a bar's first fills were committed (W5 latency benchmark)."""
+        if bar_index not in self._fill_commit_ns and len(self._fill_commit_ns) < _TIMINGS_KEPT:
+            self._fill_commit_ns[bar_index] = time.time_ns()
+
+    # ------------------------------------------------------------------ orders
+    @ray.method(max_task_retries=0)
+    async def submit(self, orders: list[OrderIntent]) -> dict[str, Any]:
+        """Accept approved orders (``fill=close`` accounts fill now, at the last bar's close).
+
+        Every new id needs an approving verdict in the journal with the same strategy,
+        symbol and quantity, else it is refused (``not_approved``) and never reaches the
+        engine. A known id creates nothing; its journaled fills are returned again, so a
+        caller that lost an answer gets its fills.
+
+        Returns ``{"events": new events, "fills": fills of every submitted id}``.
+        """
+        admitted, refused = [], []
+        for order in orders:
+            known = self._engine.order(order.client_order_id) is not None
+            if known or _approves(self._journal.verdict(order.client_order_id), order):
+                admitted.append(order)
+            else:
+                refused.append(OrderRejected(
+                    client_order_id=order.client_order_id, strategy_id=order.strategy_id,
+                    symbol=order.symbol, qty=order.qty, reason=BrokerRejectReason.NOT_APPROVED,
+                    detail="no approving risk verdict in the journal", bar_index=order.bar_index,
+                ))  # fmt: skip
+        report = self._engine.submit(admitted)
+        events = [*refused, *report.events]
+        self._append(events)
+        fills = list(report.fills)
+        for coid in report.duplicates:
+            fills += [e.event for e in self._journal.read([EventKind.ORDER_FILLED],
+                                                          client_order_id=coid)]  # fmt: skip
+        if report.fills:
+            self._stamp(report.fills[0].bar_index)
+        return {"events": events, "fills": fills}
+
+    @ray.method(max_task_retries=0)
+    async def cancel(
+        self,
+        ids: list[str] | None = None,
+        scope: str | None = None,
+        increasing_only: bool = False,
+        why: str = "canceled",
+    ) -> list[Any]:
+        """Cancel open orders matching every filter given (ids, scope, exposure-increasing);
+        the cancellations are journaled before the answer."""
+        events = self._engine.cancel(
+            ids, scope=Scope.parse(scope) if scope else None, increasing_only=increasing_only,
+            why=why,
+        )  # fmt: skip
+        self._append(events)
+        return events
+
+    # ------------------------------------------------------------------ queries
+    def fill_counts_now(self) -> dict[str, int]:
+        """Fills applied per sub-account so far."""
+        return {sid: self._engine.ledger(sid).n_fills for sid in self._engine.strategies}
+
+    async def fill_counts(self) -> dict[str, int]:
+        """Fills applied per sub-account so far."""
+        return self.fill_counts_now()
+
+    async def last_bar(self) -> int | None:
+        """The last bar processed (None before the first)."""
+        return self._engine.last_bar_index
+
+    async def account(self, strategy_id: str) -> dict[str, Any]:
+        """One sub-account's ledger snapshot (cash, equity, positions, pnl, commission)."""
+        return self._engine.ledger(strategy_id).snapshot()
+
+    async def accounts(self) -> dict[str, dict[str, Any]]:
+        """Every sub-account's ledger snapshot."""
+        return {sid: self._engine.ledger(sid).snapshot() for sid in self._engine.strategies}
+
+    async def positions(self) -> dict[str, dict[str, float]]:
+        """Signed shares per strategy and symbol (flat symbols left out)."""
+        return {sid: self._engine.ledger(sid).positions() for sid in self._engine.strategies}
+
+    async def open_orders(self, strategy_id: str | None = None) -> list[dict[str, Any]]:
+        """Open orders, as plain dicts."""
+        return [o.model_dump(mode="json") for o in self._engine.open_orders(strategy_id)]
+
+    async def trades(self, strategy_id: str) -> list[dict[str, Any]]:
+        """A sub-account's trades as ``raytrader backtest --json`` prints them."""
+        return self._engine.ledger(strategy_id).trades()
+
+    async def rejected_orders(self, strategy_id: str) -> list[dict[str, Any]]:
+        """A sub-account's rejected orders as ``raytrader backtest --json`` prints them."""
+        return self._engine.ledger(strategy_id).rejected_orders()
+
+    async def timings(self) -> dict[int, int]:
+        """Bar index -> wall ns when its first fill was committed (benchmarks)."""
+        return dict(self._fill_commit_ns)

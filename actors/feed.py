@@ -1,0 +1,215 @@
+"""The ``feed`` actor: replays bars through the per-bar protocol, with back-pressure.
+
+A thin shell around ``core.replay.ReplaySource``. For bar t it journals what was quarantined,
+calls ``broker.on_bar``, then ``risk.on_bar`` and every host's ``on_bar`` together (the risk
+actor holds a submit of bar t until its ``on_bar(t)`` ran), and journals ``bar_done(t)`` when
+all have answered; only then does bar t+1 start. A call to an actor that died is sent again
+once it is back (every step is idempotent), for at most ``restart_wait_s``; past that the
+replay stops as FAILED rather than trade around a missing actor.
+
+``__init__`` resumes from the journal: the next bar is the one after the last ``bar_done``.
+The replay loop runs while a caller awaits ``run()`` (the driver re-sends ``run`` if the feed
+restarts), so a feed whose driver is gone does not trade on by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from enum import StrEnum
+from typing import Any
+
+from actors.common import BROKER, RISK, ActorShell, Handles, host_name, open_journal
+from actors.retry import call
+from core.events import BarDone, EventKind
+from core.panel import WidePanel
+from core.replay import load_source
+from core.run_config import RunConfig
+
+__all__ = ["DataFeed", "FeedState"]
+
+SOURCE = "feed"
+log = logging.getLogger("raytrader.feed")
+_TIMINGS_KEPT = 200_000
+
+
+class FeedState(StrEnum):
+    """Where the replay is."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DataFeed(ActorShell):
+    """The bar source and the driver of the per-bar protocol (see the module docstring).
+
+    Args:
+        config: the run's config (data, speed, strategies, runtime policy).
+        journal_path: the journal file.
+    """
+
+    def __init__(
+        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._config = config
+        self._runtime = config.runtime
+        self._actor = Handles()
+        self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._source = load_source(config.feed.data)
+        done = self._journal.max_bar(EventKind.BAR_DONE)
+        self._next = 0 if done is None else done + 1
+        if done is not None:
+            self._source.validate_through(done)
+        self._resumed_at = self._next
+        self._state = FeedState.DONE if self._next >= self._source.n_bars else FeedState.IDLE
+        self._hosts = [s.id for s in config.strategies]
+        self._task: asyncio.Task[None] | None = None
+        self._unpaused = asyncio.Event()
+        self._unpaused.set()
+        self._stopping = False
+        self._error: str | None = None
+        self._started: float | None = None
+        self._emit_ns: dict[int, int] = {}
+        self._done_ns: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ control
+    async def run(self) -> dict[str, Any]:
+        """Replay until the end, a stop or a failure; returns the final status.
+
+        Starts the loop when it is not running, else waits for it. A restarted feed resumes
+        after the last ``bar_done``; a caller that saw the feed die simply calls ``run`` again.
+        """
+        self._ensure_loop()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        return await self.status()
+
+    async def start(self) -> dict[str, Any]:
+        """Start the replay in the background and return at once."""
+        self._ensure_loop()
+        return await self.status()
+
+    def _ensure_loop(self) -> None:
+        if self._task is None and self._state in (FeedState.IDLE, FeedState.PAUSED):
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def pause(self) -> dict[str, Any]:
+        """Hold the replay after the bar in flight."""
+        if self._state in (FeedState.RUNNING, FeedState.IDLE):
+            self._unpaused.clear()
+            self._state = FeedState.PAUSED
+        return await self.status()
+
+    async def resume(self) -> dict[str, Any]:
+        """Continue a paused replay."""
+        if self._state is FeedState.PAUSED:
+            self._state = FeedState.RUNNING if self._task is not None else FeedState.IDLE
+            self._unpaused.set()
+        return await self.status()
+
+    async def stop(self) -> dict[str, Any]:
+        """End the replay after the bar in flight (a later ``run`` does not restart it)."""
+        self._stopping = True
+        self._unpaused.set()
+        if self._task is None and self._state not in (FeedState.DONE, FeedState.FAILED):
+            self._state = FeedState.STOPPED
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        return await self.status()
+
+    # ------------------------------------------------------------------ the replay
+    async def _loop(self) -> None:
+        n = self._source.n_bars
+        speed = self._config.feed.speed
+        self._started = time.monotonic()
+        last_emit = None
+        try:
+            while self._next < n and not self._stopping:
+                if not self._unpaused.is_set():
+                    self._state = FeedState.PAUSED
+                    await self._unpaused.wait()
+                    last_emit = None
+                    continue
+                self._state = FeedState.RUNNING
+                t = self._next
+                delay = self._source.delay(t, speed)
+                if delay and last_emit is not None:
+                    await asyncio.sleep(max(0.0, last_emit + delay - time.monotonic()))
+                last_emit = time.monotonic()
+                await self._bar(t)
+                self._next = t + 1
+            self._state = FeedState.DONE if self._next >= n else FeedState.STOPPED
+        except Exception as exc:
+            self._error = f"bar {self._next}: {type(exc).__name__}: {exc}"
+            self._state = FeedState.FAILED
+            log.error("replay failed at %s", self._error)
+
+    async def _bar(self, t: int) -> None:
+        """Docs/live.md steps 1-7 for bar t."""
+        emitted = self._source.emit(t)
+        if emitted.quarantined:
+            self._journal.append_many(emitted.quarantined, source=SOURCE, dedup_keys=emitted.keys)
+        bar = emitted.bar
+        if len(self._emit_ns) < _TIMINGS_KEPT:
+            self._emit_ns[t] = time.time_ns()
+        wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
+        out = await call(self._actor(BROKER).on_bar, bar, name=BROKER, restart_wait_s=wait,
+                         timeout_s=timeout)  # fmt: skip
+        report, counts = out["report"], out["fill_counts"]
+        calls = [call(self._actor(RISK).on_bar, bar, report, name=RISK, restart_wait_s=wait,
+                      timeout_s=timeout)]  # fmt: skip
+        for sid in self._hosts:
+            name = host_name(sid)
+            calls.append(call(self._actor(name).on_bar, bar, report.fills_for(sid),
+                              counts.get(sid), name=name, restart_wait_s=wait,
+                              timeout_s=timeout))  # fmt: skip
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        self._journal.append(BarDone(bar_index=t, bar_ts=bar.time), source=SOURCE)
+        if len(self._done_ns) < _TIMINGS_KEPT:
+            self._done_ns[t] = time.time_ns()
+
+    # ------------------------------------------------------------------ queries
+    async def status(self) -> dict[str, Any]:
+        """Replay progress: state, next bar, bars, rate, quarantined bars by rule, error."""
+        n = self._source.n_bars
+        elapsed = None if self._started is None else time.monotonic() - self._started
+        done = self._next - self._resumed_at
+        ts = self._source.panel.timestamps
+        return {
+            "state": self._state.value, "next_bar": self._next, "bars": n,
+            "resumed_at": self._resumed_at, "elapsed_s": elapsed,
+            "bars_per_s": done / elapsed if elapsed else None,
+            "symbols": len(self._source.symbols), "speed": self._config.feed.speed,
+            "quarantined": self._source.quarantine_counts, "error": self._error,
+            "current_ts": str(ts[min(self._next, n) - 1])[:19] if self._next else None,
+        }  # fmt: skip
+
+    async def symbols(self) -> list[str]:
+        """Every symbol of the feed's data."""
+        return list(self._source.symbols)
+
+    async def history(self, symbols: list[str] | None, through: int) -> WidePanel:
+        """Bars 0..``through`` as emitted (quarantined bars NaN): a restarting host's or
+        broker's history."""
+        return self._source.history(symbols, through)
+
+    async def last_closes(self, through: int) -> dict[str, float]:
+        """Each symbol's last close at or before bar ``through``."""
+        return self._source.last_closes(through)
+
+    async def timestamps(self) -> list[str]:
+        """Every bar's timestamp (ISO, UTC)."""
+        return [str(t) for t in self._source.panel.timestamps]
+
+    async def timings(self) -> dict[str, dict[int, int]]:
+        """Wall ns per bar: ``emit`` (before broker.on_bar) and ``done`` (bar_done committed)."""
+        return {"emit": dict(self._emit_ns), "done": dict(self._done_ns)}

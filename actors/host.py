@@ -1,0 +1,262 @@
+"""``strategy:<id>`` actors: a thin shell around ``strategies.runner.StrategyRunner``.
+
+Per bar the feed calls ``on_bar(bar, fills, fill_count)``: the host applies its sub-account's
+fills, evaluates the strategy on its whole history (docs/live.md step 4) inside a guard (an
+exception makes this strategy FAILED, traceback journaled, and never touches the others), and
+sends the bar's intents in one call to ``risk.submit``; never anywhere else. When risk is
+down, intents are buffered and retried (``on_risk_down: buffer``, bounded by
+``restart_wait_s`` and ``risk_buffer_limit``) or dropped with an ``intent_dropped`` event.
+
+``__init__`` is start-up and crash recovery at once: the lifecycle state from the journal,
+the ledger from the journaled fills, the bar history from the feed (docs/live.md "Restarts").
+``fill_count`` (the broker's count of this sub-account's fills) lets the host notice a fill
+it never received (an answer lost with a dying actor) and take it from the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter
+from typing import Any
+
+import ray
+
+from actors.common import FEED, RISK, ActorShell, Handles, host_name, open_journal
+from actors.retry import ActorDownError, call, call_sync
+from core.events import (
+    BarSlice,
+    DropReason,
+    EventKind,
+    IntentDropped,
+    OrderFilled,
+    OrderIntent,
+    StrategyState,
+    StrategyStateChanged,
+)
+from core.lifecycle import check_transition, evaluates
+from core.paper import BarOrderError
+from core.run_config import RunConfig, StrategyConfig
+from strategies.registry import get_strategy
+from strategies.runner import StrategyRunner
+
+__all__ = ["StrategyHost"]
+
+log = logging.getLogger("raytrader.host")
+
+
+class StrategyHost(ActorShell):
+    """One strategy instance (see the module docstring).
+
+    Args:
+        strategy: this instance's config (id, strategy, params, symbols, sim, max_history).
+        config: the run's config (runtime policy, journal settings).
+        journal_path: the journal file.
+    """
+
+    def __init__(
+        self,
+        strategy: StrategyConfig,
+        config: RunConfig,
+        journal_path: str,
+        *,
+        fingerprint: str = "",
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._cfg = strategy
+        self._actor = Handles()
+        self._sid = strategy.id
+        self._name = host_name(strategy.id)
+        self._runtime = config.runtime
+        self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._buffer: dict[str, OrderIntent] = {}
+        self._counts: Counter[str] = Counter()
+        self._error: str | None = None
+        self._traceback: str | None = None
+        self._rebuild()
+
+    # ------------------------------------------------------------------ restart
+    def _new_runner(self) -> StrategyRunner:
+        cfg = self._cfg
+        strategy = get_strategy(cfg.strategy)(**cfg.params)
+        return StrategyRunner(strategy, self._sid, cfg.symbols, cfg.sim,
+                              max_history=cfg.max_history)  # fmt: skip
+
+    def _rebuild(self) -> None:
+        """State from the journal, then ledger and history through the last finished bar."""
+        self._runner = self._new_runner()
+        last = self._journal.last(EventKind.STRATEGY_STATE_CHANGED, strategy=self._sid)
+        if last is None:
+            self._state = StrategyState.STARTING
+            self._set_state(StrategyState.RUNNING, by="system")
+        else:
+            event: StrategyStateChanged = last.event  # type: ignore[assignment]
+            self._state = event.new
+            self._error, self._traceback = event.error, event.traceback
+        done = self._journal.max_bar(EventKind.BAR_DONE)
+        if done is not None:
+            self._catch_up(done)
+
+    def _catch_up(self, through: int) -> None:
+        """Rebuild the runner through bar ``through`` from the feed's history and the fills."""
+        runner = self._new_runner()
+        fills = [f for f in self._journal.fills(strategy=self._sid) if f.bar_index <= through]
+        if evaluates(self._state):
+            history = call_sync(self._actor(FEED).history, list(self._cfg.symbols), through,
+                                name=FEED, restart_wait_s=self._runtime.restart_wait_s)  # fmt: skip
+            try:
+                runner.rebuild(history, fills)
+            except Exception as exc:  # the strategy's own code failed on its history
+                runner.apply_fills(fills)
+                self._runner = runner
+                self._fail(exc)
+                return
+        else:
+            runner.apply_fills(fills)
+        self._runner = runner
+
+    # ------------------------------------------------------------------ lifecycle
+    def _set_state(self, new: StrategyState, *, by: str, exc: BaseException | None = None) -> None:
+        check_transition(self._sid, self._state, new)
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"
+        tb = None if exc is None else "".join(traceback.format_exception(exc))
+        event = StrategyStateChanged(
+            strategy_id=self._sid, old=self._state, new=new, by=by, error=error, traceback=tb
+        )
+        self._journal.append(event, source=self._name)
+        self._state, self._error, self._traceback = new, error, tb
+
+    def _fail(self, exc: BaseException) -> None:
+        log.error("strategy %s failed: %s", self._sid, exc)
+        self._buffer.clear()
+        self._set_state(StrategyState.FAILED, by="system", exc=exc)
+
+    async def pause(self, by: str = "operator") -> dict[str, Any]:
+        """Keep following the bars, send no intents (journaled)."""
+        return self._command(StrategyState.PAUSED, by)
+
+    async def resume(self, by: str = "operator") -> dict[str, Any]:
+        """Send intents again after a pause (journaled)."""
+        return self._command(StrategyState.RUNNING, by)
+
+    async def stop(self, by: str = "operator") -> dict[str, Any]:
+        """Stop for good: no more evaluation or intents; positions stay (journaled)."""
+        return self._command(StrategyState.STOPPED, by)
+
+    def _command(self, new: StrategyState, by: str) -> dict[str, Any]:
+        old = self._state
+        self._set_state(new, by=by)
+        if new is not StrategyState.RUNNING:
+            self._buffer.clear()
+        return {"id": self._sid, "old": old.value, "state": new.value, "by": by}
+
+    # ------------------------------------------------------------------ the bar
+    @ray.method(max_task_retries=0)  # a resend is ours, with the same ids
+    async def on_bar(
+        self, bar: BarSlice, fills: list[OrderFilled], fill_count: int | None = None
+    ) -> dict[str, Any]:
+        """Docs/live.md step 4 for this strategy; idempotent for the last bar handled."""
+        runner = self._runner
+        last = runner.last_bar_index
+        if evaluates(self._state) and bar.index > (-1 if last is None else last) + 1:
+            self._catch_up(bar.index - 1)  # bars missed (a late start): history from the feed
+            runner = self._runner
+        runner.apply_fills(fills)
+        if fill_count is not None and runner.ledger.n_fills < fill_count:
+            self._reconcile(bar.index)
+        if not evaluates(self._state):
+            return self._answer(0)
+        try:
+            intents = runner.on_bar(bar, fills)
+        except BarOrderError:
+            raise
+        except Exception as exc:  # strategy code, guarded: this strategy only
+            self._fail(exc)
+            return self._answer(0)
+        self._counts["intents"] += len(intents)
+        if self._state is StrategyState.PAUSED:
+            self._counts["discarded_paused"] += len(intents)
+            return self._answer(len(intents))
+        pending = {**self._buffer, **{i.client_order_id: i for i in intents}}
+        if pending:
+            await self._send(list(pending.values()))
+        return self._answer(len(intents))
+
+    def _answer(self, n_intents: int) -> dict[str, Any]:
+        return {"state": self._state.value, "intents": n_intents, "buffered": len(self._buffer)}
+
+    def _reconcile(self, bar_index: int) -> None:
+        """Apply journaled fills this host never received (idempotent by fill id)."""
+        missing = [f for f in self._journal.fills(strategy=self._sid) if f.bar_index <= bar_index
+                   and not self._runner.ledger.applied(f.fill_id)]  # fmt: skip
+        if missing:
+            log.warning("%s: %d fills taken from the journal", self._name, len(missing))
+            self._runner.apply_fills(missing)
+            self._counts["fills_reconciled"] += len(missing)
+
+    async def _send(self, intents: list[OrderIntent]) -> None:
+        """One call to risk; while risk is down, buffer (and wait) or drop, never bypass."""
+        buffering = self._runtime.on_risk_down == "buffer"
+        try:
+            result = await call(
+                self._actor(RISK).submit, intents, name=RISK, retry=buffering,
+                restart_wait_s=self._runtime.restart_wait_s, timeout_s=self._runtime.call_timeout_s,
+            )  # fmt: skip
+        except ActorDownError as exc:
+            if buffering:
+                self._keep(intents, str(exc))
+            else:
+                self._drop(intents, DropReason.RISK_DOWN, str(exc))
+            return
+        self._buffer.clear()
+        self._counts["sent"] += len(intents)
+        self._runner.apply_fills(result["fills"])
+
+    def _keep(self, intents: list[OrderIntent], detail: str) -> None:
+        """Buffer intents for the next bar, up to ``risk_buffer_limit``; the rest are dropped."""
+        room = self._runtime.risk_buffer_limit
+        kept = intents[:room]
+        self._buffer = {i.client_order_id: i for i in kept}
+        if len(intents) > room:
+            self._drop(intents[room:], DropReason.BUFFER_FULL, detail)
+        log.warning("%s: risk down, %d intents buffered", self._name, len(kept))
+
+    def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
+        """Journal ``intent_dropped`` for intents risk never decided.
+
+        The drop takes the intent's ``decision:<id>`` journal key, so a drop and a risk
+        decision exclude each other: an id risk decided (before dying) is not dropped, and
+        risk never decides an id already dropped.
+        """
+        events = [IntentDropped(intent=i, why=why, detail=detail) for i in intents]
+        keys = [f"decision:{i.client_order_id}" for i in intents]
+        appended = self._journal.append_many(events, source=self._name, dedup_keys=keys)
+        dropped = sum(not a.duplicate for a in appended)
+        self._counts["dropped"] += dropped
+        for intent in intents:
+            self._buffer.pop(intent.client_order_id, None)
+        log.warning("%s: %d intents dropped (%s)", self._name, dropped, why.value)
+
+    # ------------------------------------------------------------------ queries
+    async def status(self) -> dict[str, Any]:
+        """State (with the error and traceback of a failure), counts and the ledger."""
+        cfg = self._cfg
+        return {
+            "id": self._sid, "strategy": cfg.strategy, "params": self._runner.strategy.params,
+            "symbols": list(cfg.symbols), "state": self._state.value, "error": self._error,
+            "traceback": self._traceback, "last_bar": self._runner.last_bar_index,
+            "counts": dict(self._counts), "buffered": len(self._buffer),
+            "ledger": self._runner.ledger.snapshot(),
+        }  # fmt: skip
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The runner's snapshot: carried targets, history length, ledger."""
+        return self._runner.snapshot()
+
+    async def trades(self) -> list[dict[str, Any]]:
+        """Trades as this host's ledger sees them (backtest JSON form)."""
+        return self._runner.ledger.trades()
+
+    async def fill_count(self) -> int:
+        """Fills this host's ledger has applied."""
+        return self._runner.ledger.n_fills

@@ -1,0 +1,121 @@
+"""The ``journal`` actor: read-only queries of the journal, and its WAL checkpoints.
+
+Every other actor appends through its own connection with automatic checkpoints off (no
+commit on the hot path pays for one); this actor checkpoints the WAL into the database file
+in the background (``PRAGMA wal_checkpoint(PASSIVE)``: it never blocks a writer) so the WAL
+stays small. Status, the CLI and the HTTP API read through it; it writes no events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from actors.common import ActorShell
+from core.events import EventKind
+from core.journal import Journal, OrderRow
+
+__all__ = ["CHECKPOINT_EVERY_S", "JournalReader"]
+
+CHECKPOINT_EVERY_S = 1.0
+log = logging.getLogger("raytrader.journal")
+
+
+def _order_dict(r: OrderRow) -> dict[str, Any]:
+    return {
+        "client_order_id": r.client_order_id, "strategy": r.strategy_id, "symbol": r.symbol,
+        "bar_index": r.bar_index, "requested_qty": r.requested_qty,
+        "decision": r.decision.value if r.decision else None,
+        "reasons": [x.value for x in r.reasons], "approved_qty": r.approved_qty,
+        "status": r.status.value if r.status else None, "filled_qty": r.filled_qty,
+        "avg_price": r.avg_price, "commission": r.commission,
+    }  # fmt: skip
+
+
+class JournalReader(ActorShell):
+    """Queries over the journal file plus a background checkpoint thread.
+
+    Args:
+        journal_path: the journal file (it exists: the runtime creates it first).
+        checkpoint_every_s: seconds between WAL checkpoints.
+    """
+
+    def __init__(
+        self,
+        journal_path: str,
+        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+        *,
+        fingerprint: str = "",
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._path = journal_path
+        self._journal = Journal(journal_path)  # checkpoints write the database file
+        self._checkpoints = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._checkpoint_loop, args=(checkpoint_every_s,), daemon=True,
+            name="journal-checkpoint",
+        )  # fmt: skip
+        self._thread.start()
+
+    def _checkpoint_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                self._journal.checkpoint()
+                self._checkpoints += 1
+            except Exception as exc:  # a busy file now is fine: the next round catches up
+                log.warning("journal checkpoint failed: %s", exc)
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """Checkpoint now; (WAL pages, pages copied)."""
+        return self._journal.checkpoint()
+
+    async def path(self) -> str:
+        """The journal file."""
+        return self._path
+
+    async def counts(self) -> dict[str, int]:
+        """Rows per event kind."""
+        return {k.value: n for k, n in self._journal.counts_by_kind().items()}
+
+    async def max_seq(self) -> int:
+        """The highest seq written so far."""
+        return self._journal.max_seq()
+
+    async def max_bar(self, kind: str) -> int | None:
+        """The highest bar index of a kind (``bar_done``: the replay cursor)."""
+        return self._journal.max_bar(EventKind(kind))
+
+    async def events(
+        self,
+        kinds: list[str] | None = None,
+        strategy: str | None = None,
+        client_order_id: str | None = None,
+        since_seq: int = 0,
+        limit: int | None = 1000,
+    ) -> list[dict[str, Any]]:
+        """Events in seq order as ``{"seq", "kind", "event"}`` dicts (JSON-ready)."""
+        entries = self._journal.read(
+            None if kinds is None else [EventKind(k) for k in kinds], strategy=strategy,
+            client_order_id=client_order_id, since_seq=since_seq, limit=limit,
+        )  # fmt: skip
+        return [
+            {"seq": e.seq, "kind": e.kind.value, "event": e.event.model_dump(mode="json")}
+            for e in entries
+        ]
+
+    async def orders(self, strategy: str | None = None) -> list[dict[str, Any]]:
+        """Every order with its risk decision and latest broker status."""
+        return [_order_dict(r) for r in self._journal.orders(strategy)]
+
+    async def decisions(self, strategy: str | None = None) -> list[dict[str, Any]]:
+        """Risk decisions counted by (decision, first reason)."""
+        return [
+            {"decision": d.value, "reason": r.value if r else None, "count": n}
+            for (d, r), n in self._journal.decision_counts(strategy).items()
+        ]
+
+    async def checkpoints(self) -> int:
+        """Background checkpoints done so far."""
+        return self._checkpoints

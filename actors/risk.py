@@ -1,0 +1,272 @@
+"""The ``risk`` actor: a thin shell around ``core.risk.RiskEngine``, the only way to the broker.
+
+Per bar the feed calls ``on_bar`` (marks, breakers, stale-data clocks); hosts call ``submit``
+with their intents. Every verdict is journaled before anything is forwarded, and only this
+actor calls ``broker.submit``. ``kill`` / ``resume`` / ``set_limits`` are the operator's
+commands; a kill is journaled, its cancellations and flatten orders are done at the broker, all
+before it answers. Everything the engine knows is rebuilt from the journal in ``__init__``
+(no restart resets a halt, a day-start equity, a peak or a decided verdict), and the positions
+and open orders of ``RiskBook`` from the broker's journaled events.
+
+The actor is async: ``state``/``kill`` are answered while a bar is in flight. An
+``asyncio.Lock`` makes "decide, journal, forward" one step that a kill cannot split, so an order
+approved before a kill is at the broker (and canceled by it) before the kill returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import ray
+from pydantic import BaseModel
+
+from actors.broker import BROKER_KINDS, is_not_approved
+from actors.common import BROKER, FEED, ActorShell, Handles, open_journal
+from actors.retry import call, call_sync
+from core.events import (
+    BarSlice,
+    Decision,
+    EventKind,
+    KillMode,
+    OrderIntent,
+    RiskVerdict,
+    Scope,
+)
+from core.paper import BarReport
+from core.risk import REBUILD_KINDS, RiskEngine, RiskLimits
+from core.risk.book import RiskBook
+from core.run_config import RunConfig
+
+__all__ = ["Risk"]
+
+SOURCE = "risk"
+log = logging.getLogger("raytrader.risk")
+
+
+class Risk(ActorShell):
+    """Trading states, limits, breakers and the order gate (see the module docstring).
+
+    Args:
+        config: the run's config (strategies for the book, risk limits, runtime policy).
+        journal_path: the journal file.
+    """
+
+    def __init__(
+        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._config = config
+        self._actor = Handles()
+        self._wait_s = config.runtime.restart_wait_s
+        self._timeout_s = config.runtime.call_timeout_s
+        self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._lock = asyncio.Lock()
+        self._bar_seen = asyncio.Event()
+        self._rebuild(fetch_prices=True)
+
+    # ------------------------------------------------------------------ restart
+    def _rebuild(self, *, fetch_prices: bool = False) -> None:
+        """Start-up and crash recovery: engine and book from the journal, marks from the feed."""
+        self._engine = RiskEngine.rebuild(self._journal.read(REBUILD_KINDS), self._config.risk)
+        book = RiskBook()
+        for strategy in self._config.strategies:
+            book.open_account(strategy.id, strategy.symbols, strategy.sim.cash)
+        book.apply_all(e.event for e in self._journal.read(BROKER_KINDS)
+                       if not is_not_approved(e.event))  # fmt: skip
+        old = getattr(self, "_book", None)
+        if old is not None:  # a rebuild after a journal error keeps the prices it had
+            book.mark(old.prices)
+        last = self._journal.last(EventKind.BAR_PROCESSED)
+        self._last_bar: tuple[int, datetime] | None = None
+        if last is not None:
+            self._last_bar = (last.event.bar_index, last.event.bar_ts)  # type: ignore[attr-defined]
+            if fetch_prices:
+                closes = call_sync(self._actor(FEED).last_closes, self._last_bar[0], name=FEED,
+                                   restart_wait_s=self._wait_s)  # fmt: skip
+                book.mark(closes)
+        self._book = book
+        self._pending_closed: list[tuple[str, float]] = []
+        # Submits of a bar wait for its on_bar; bars the broker processed before a restart
+        # do not wait (their on_bar may have happened before the crash).
+        self._gate_bar = -1 if last is None else self._last_bar[0]  # type: ignore[index]
+
+    def _append(self, events: Sequence[BaseModel]) -> list[Any]:
+        """Journal engine events before answering; on failure rebuild the engine and raise."""
+        if not events:
+            return []
+        try:
+            return self._journal.append_many(events, source=SOURCE)
+        except BaseException:
+            self._rebuild()
+            raise
+
+    # ------------------------------------------------------------------ per bar
+    async def on_bar(self, bar: BarSlice, report: BarReport) -> dict[str, Any]:
+        """Docs/live.md step 3: marks, equity, loss streaks, stale clocks, breaker trips.
+
+        Idempotent per bar (the engine ignores a bar it handled). Returns the journaled
+        events' kinds and the global state.
+        """
+        closed = self._pending_closed + self._book.apply_all(report.events)
+        prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}
+        self._book.mark(prices)
+        events = self._engine.on_bar(
+            bar.index, bar.time, report.equity, prices=prices, closed_trades=closed
+        )
+        self._append(events)
+        self._pending_closed = []
+        self._last_bar = (bar.index, bar.time)
+        if bar.index > self._gate_bar:
+            self._gate_bar = bar.index
+            self._bar_seen.set()
+        return {"events": [type(e).__name__ for e in events], "state": self._global_state()}
+
+    async def _wait_for_bar(self, bar_index: int) -> None:
+        """Hold a submit of bar t until ``on_bar(t)`` has run (the feed sends both at once)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        while self._gate_bar < bar_index:
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("submit of bar %d decided without its on_bar", bar_index)
+                return
+            self._bar_seen.clear()
+            try:
+                await asyncio.wait_for(self._bar_seen.wait(), left)
+            except TimeoutError:
+                continue
+
+    # ------------------------------------------------------------------ the gate
+    @ray.method(max_task_retries=0)
+    async def submit(self, intents: list[OrderIntent]) -> dict[str, Any]:
+        """Docs/live.md step 5: decide, journal, forward the approved orders to the broker.
+
+        Idempotent by ``client_order_id``: a decided id gets its journaled verdict and is
+        forwarded again (the broker creates nothing twice). An id a host journaled as dropped
+        is never decided. Returns ``{"verdicts": [...], "fills": [...]}`` (fills made now,
+        ``fill=close``, and earlier fills of resubmitted ids).
+        """
+        if not intents:
+            return {"verdicts": [], "fills": []}
+        await self._wait_for_bar(max(i.bar_index for i in intents))
+        async with self._lock:
+            now = max(i.bar_ts for i in intents)
+            verdicts, fills = await self._decide_and_forward(list(intents), now)
+        return {"verdicts": verdicts, "fills": fills}
+
+    async def _decide_and_forward(
+        self, intents: list[OrderIntent], now: datetime
+    ) -> tuple[list[RiskVerdict], list[Any]]:
+        """Check intents, journal the new verdicts, forward what is approved (under the lock)."""
+        known = {i.client_order_id for i in intents if self._engine.verdict_for(i.client_order_id)}
+        verdicts = self._engine.check(intents, self._book.view(), now)
+        new = [v for v in verdicts if v.client_order_id not in known]
+        appended = self._append(new)
+        taken = {v.client_order_id for v, a in zip(new, appended, strict=True) if a.duplicate}
+        if taken:  # a host journaled these as dropped first: the engine must forget them
+            log.warning("intents dropped by their host before a decision: %s", sorted(taken))
+            self._rebuild()
+        forward = [
+            i.model_copy(update={"qty": v.approved_qty})
+            for i, v in zip(intents, verdicts, strict=True)
+            if v.decision is not Decision.REJECTED and v.client_order_id not in taken
+        ]
+        fills: list[Any] = []
+        if forward:
+            result = await call(self._actor(BROKER).submit, forward, name=BROKER,
+                                restart_wait_s=self._wait_s, timeout_s=self._timeout_s)  # fmt: skip
+            self._pending_closed += self._book.apply_all([*result["events"], *result["fills"]])
+            fills = result["fills"]
+        return [v for v in verdicts if v.client_order_id not in taken], fills
+
+    # ------------------------------------------------------------------ operator commands
+    @ray.method(max_task_retries=0)
+    async def kill(
+        self, scope: str, mode: str = "halt", flatten: bool = False, by: str = "operator"
+    ) -> dict[str, Any]:
+        """Halt (or reduce) a scope, cancel its orders at the broker and, with ``flatten``,
+        close its positions; journaled and done before the answer (docs/live.md)."""
+        target = Scope.parse(scope)
+        async with self._lock:
+            events = self._engine.kill(target, KillMode(mode), flatten=flatten, by=by)
+            appended = self._append(events)
+            view = self._book.view()
+            ids = self._engine.orders_to_cancel(target, view, flatten=flatten)
+            canceled: list[Any] = []
+            if ids:
+                canceled = await call(self._actor(BROKER).cancel, ids, None, False, "kill_switch",
+                                      name=BROKER, restart_wait_s=self._wait_s)  # fmt: skip
+                self._book.apply_all(canceled)
+            flat_ids, unpriced = [], []
+            if flatten and self._last_bar is not None:
+                t, ts = self._last_bar
+                orders = self._engine.flatten_orders(
+                    target, self._book.view(), bar_index=t, bar_ts=ts, nonce=appended[-1].seq
+                )
+                verdicts, _ = await self._decide_and_forward(list(orders.close), ts)
+                flat_ids = [v.client_order_id for v in verdicts if v.approved_qty]
+                unpriced = [f"{sid}:{sym}" for sid, sym in orders.unpriced]
+        return {
+            "scope": str(target), "mode": KillMode(mode).value, "flatten": flatten, "by": by,
+            "state": self._engine.states.state(target).value,
+            "canceled_orders": [c.client_order_id for c in canceled],
+            "flatten_orders": flat_ids, "unpriced": unpriced,
+        }  # fmt: skip
+
+    @ray.method(max_task_retries=0)
+    async def resume(self, scope: str, by: str = "operator") -> dict[str, Any]:
+        """Set one scope ACTIVE again (journaled)."""
+        target = Scope.parse(scope)
+        async with self._lock:
+            self._append(self._engine.resume(target, by=by))
+        return {"scope": str(target), "state": self._engine.states.state(target).value, "by": by}
+
+    @ray.method(max_task_retries=0)
+    async def set_limits(self, limits: dict[str, Any], by: str = "operator") -> dict[str, Any]:
+        """Replace the limits in full (validated; journaled as ``limits_changed``)."""
+        async with self._lock:
+            self._append([self._engine.set_limits(RiskLimits.model_validate(limits), by=by)])
+        return self._engine.limits.to_dict()
+
+    # ------------------------------------------------------------------ queries
+    def _global_state(self) -> str:
+        return self._engine.states.state(Scope.parse("global")).value
+
+    async def limits(self) -> dict[str, Any]:
+        """The limits in force (with per-strategy overrides)."""
+        return self._engine.limits.to_dict()
+
+    async def state(self) -> dict[str, Any]:
+        """Trading states: the global one, every restricted scope, engaged kill switches."""
+        states = self._engine.states
+        kills = states.kill_switches()
+        scopes = []
+        for scope, status in sorted(states.restricted().items(), key=lambda i: str(i[0])):
+            kill = kills.get(scope)
+            scopes.append({
+                "scope": str(scope), "state": status.state.value,
+                "reason": status.reason.value if status.reason else None, "by": status.by,
+                "until_bar": status.until_bar, "kill_mode": kill.mode.value if kill else None,
+                "flatten": kill.flatten if kill else None,
+            })  # fmt: skip
+        return {
+            "global_state": self._global_state(), "scopes": scopes,
+            "last_bar": None if self._last_bar is None else self._last_bar[0],
+            "marks": self._engine.marks.snapshot(),
+        }  # fmt: skip
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Everything a rebuild must restore (a rebuilt engine's snapshot equals this)."""
+        return self._engine.snapshot()
+
+    async def book(self) -> dict[str, Any]:
+        """Risk's view of the accounts: positions, equity, prices, open orders."""
+        view = self._book.view()
+        return {
+            "positions": view.positions, "equity": view.equity, "prices": view.prices,
+            "open_orders": {s: [o.client_order_id for o in v] for s, v in view.open_orders.items()},
+        }  # fmt: skip

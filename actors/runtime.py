@@ -1,0 +1,236 @@
+"""Start, attach to and stop the live topology; the one place for the actors' Ray options.
+
+Every live actor is named (``journal``, ``feed``, ``broker``, ``risk``, ``strategy:<id>``) in
+the ``raytrader`` namespace, restarts forever (``max_restarts=-1``), is never retried by Ray
+(``max_task_retries=0``: resends are ours, by the same ids) and reserves no CPU
+(``num_cpus=0``: a 2-core machine holds a dozen of them; they mostly wait on each other).
+They are created with ``get_if_exists``: starting a run whose actors already exist with the
+same config and journal attaches to them; different ones are refused, never mixed.
+
+Creation order matters for restarts: the feed first (it loads the data that restarting hosts
+and the broker rebuild from), then the broker, risk and hosts; ``start`` waits until all have
+rebuilt from the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.common import BROKER, FEED, JOURNAL, LIVE_NAMES, NAMESPACE, RISK, host_name
+from actors.retry import ActorDownError, actor_errors
+from core.errors import RaytraderError
+from core.journal import Journal
+from core.run_config import RunConfig, RunConfigError
+
+__all__ = [
+    "RuntimeConflictError",
+    "Topology",
+    "actor_options",
+    "connect",
+    "fingerprint",
+    "kill_live_actors",
+    "live_actor_names",
+    "start",
+]
+
+
+class RuntimeConflictError(RaytraderError):
+    """Live actors of another run (other config or journal) already hold the names."""
+
+
+def actor_options(name: str) -> dict[str, Any]:
+    """The Ray options of a live actor (see the module docstring)."""
+    return {
+        "name": name, "namespace": NAMESPACE, "get_if_exists": True, "max_restarts": -1,
+        "max_task_retries": 0, "num_cpus": 0,
+    }  # fmt: skip
+
+
+def connect() -> None:
+    """Connect once: the cluster at ``RAY_ADDRESS`` if set, else Ray in this process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, logging_level="warning",
+                 log_to_driver=False)  # fmt: skip
+    else:
+        ray.init(namespace=NAMESPACE, include_dashboard=False, logging_level="warning",
+                 log_to_driver=False, configure_logging=False)  # fmt: skip
+
+
+def fingerprint(config: RunConfig, journal_path: str) -> str:
+    """What makes two runs the same run: the config and the journal file."""
+    text = config.model_dump_json() + "|" + str(Path(journal_path).resolve())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def live_actor_names() -> list[str]:
+    """Names of live-runtime actors that exist now in the namespace."""
+    import ray
+
+    found = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(
+        a["name"] for a in found
+        if a.get("namespace") == NAMESPACE
+        and (a["name"] in LIVE_NAMES or a["name"].startswith("strategy:"))
+    )  # fmt: skip
+
+
+def kill_live_actors(wait_s: float = 30.0) -> list[str]:
+    """Kill every live-runtime actor for good (no restart) and wait until their names are
+    free (a new run may reuse them at once); returns the names killed."""
+    import ray
+
+    names = live_actor_names()
+    for name in names:
+        with contextlib.suppress(ValueError):  # gone in between
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    deadline = time.monotonic() + wait_s
+    while live_actor_names() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return names
+
+
+@dataclass
+class Topology:
+    """Handles of one run's actors, with the calls a driver makes on them."""
+
+    config: RunConfig
+    journal_path: str
+    handles: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feed(self) -> Any:
+        """The ``feed`` actor."""
+        return self.handles[FEED]
+
+    @property
+    def broker(self) -> Any:
+        """The ``broker`` actor."""
+        return self.handles[BROKER]
+
+    @property
+    def risk(self) -> Any:
+        """The ``risk`` actor."""
+        return self.handles[RISK]
+
+    @property
+    def journal(self) -> Any:
+        """The ``journal`` actor."""
+        return self.handles[JOURNAL]
+
+    def host(self, strategy_id: str) -> Any:
+        """A strategy's host actor."""
+        return self.handles[host_name(strategy_id)]
+
+    def run(
+        self, on_tick: Callable[[Topology], None] | None = None, tick_s: float = 0.25
+    ) -> dict[str, Any]:
+        """Replay to the end; ``on_tick`` is called every ``tick_s`` while it runs.
+
+        A feed that dies is restarted by Ray and asked to ``run`` again (it resumes after
+        the last ``bar_done``), for at most ``restart_wait_s`` without an answer.
+        """
+        import ray
+
+        wait_s = self.config.runtime.restart_wait_s
+        ref = self.feed.run.remote()
+        down_since: float | None = None
+        while True:
+            done, _ = ray.wait([ref], timeout=tick_s)
+            if on_tick is not None:
+                on_tick(self)
+            if not done:
+                continue
+            try:
+                return ray.get(ref)
+            except actor_errors() as exc:
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > wait_s:
+                    raise ActorDownError(FEED, now - down_since, exc) from exc
+                ref = self.feed.run.remote()
+
+    def stop(self) -> None:
+        """Kill every actor of this run for good."""
+        import ray
+
+        for handle in self.handles.values():
+            ray.kill(handle, no_restart=True)
+
+
+def _create(cls: type, name: str, fp: str, *args: Any) -> Any:
+    import ray
+
+    return ray.remote(cls).options(**actor_options(name)).remote(*args, fingerprint=fp)
+
+
+def _check(handles: dict[str, Any], fp: str) -> None:
+    import ray
+
+    names = list(handles)
+    found = ray.get([handles[n].fingerprint.remote() for n in names])
+    other = [n for n, f in zip(names, found, strict=True) if f != fp]
+    if other:
+        raise RuntimeConflictError(
+            f"live actors {', '.join(other)} belong to another run (other config or journal); "
+            "stop them first (ray.kill, or end the driver that started them)"
+        )
+
+
+def start(config: RunConfig, journal_path: str | None = None) -> Topology:
+    """Create (or attach to) the run's actors and wait until every one has rebuilt.
+
+    Args:
+        config: the validated run config.
+        journal_path: the journal file; default ``config.journal.path``, else a fresh file
+            in a new temporary directory.
+
+    Raises:
+        RunConfigError: a strategy trades a symbol the feed's data does not have.
+        RuntimeConflictError: the names are held by another run's actors.
+    """
+    import ray
+
+    from actors.broker import Broker
+    from actors.feed import DataFeed
+    from actors.host import StrategyHost
+    from actors.journal import JournalReader
+    from actors.risk import Risk
+
+    connect()
+    path = journal_path or config.journal.path
+    if path is None:
+        path = str(Path(tempfile.mkdtemp(prefix="raytrader-")) / "journal.sqlite")
+    path = str(Path(path).resolve())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Journal(path, synchronous=config.journal.synchronous).close()  # the schema, once
+    fp = fingerprint(config, path)
+    topo = Topology(config, path)
+    topo.handles[JOURNAL] = _create(JournalReader, JOURNAL, fp, path)
+    topo.handles[FEED] = _create(DataFeed, FEED, fp, config, path)
+    _check(topo.handles, fp)
+    unknown = config.unknown_symbols(ray.get(topo.feed.symbols.remote()))
+    if unknown:
+        topo.stop()
+        raise RunConfigError(unknown)
+    topo.handles[BROKER] = _create(Broker, BROKER, fp, config, path)
+    topo.handles[RISK] = _create(Risk, RISK, fp, config, path)
+    for strategy in config.strategies:
+        name = host_name(strategy.id)
+        topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
+    _check(topo.handles, fp)
+    ray.get([h.ready.remote() for h in topo.handles.values()])
+    return topo

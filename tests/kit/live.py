@@ -1,0 +1,155 @@
+"""Builders for live-runtime tests: configs, test strategies, journal invariants, kills.
+
+The test strategies are importable by name (``tests.kit.live:Flipper``) in Ray workers, whose
+working directory is the repository (pytest runs from it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.events import Decision, EventKind, FillReason, OrderAccepted, OrderFilled, RiskVerdict
+from core.journal import Journal
+from core.panel import WidePanel
+from core.run_config import RunConfig, parse_run_config
+from strategies.base import Strategy
+from strategies.params import IntParam
+
+__all__ = [
+    "DATA",
+    "Boom",
+    "Flipper",
+    "assert_journal_invariants",
+    "config",
+    "kill",
+    "wait_for_bar",
+]
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+_STOPS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)
+
+
+class Flipper(Strategy):
+    """Long for ``period`` bars, flat for ``period`` bars, on every symbol with a close:
+    trades every ``period`` bars, so a kill anywhere in a replay lands near an order."""
+
+    name = "flipper"
+    period = IntParam(3, low=1, high=1000, doc="bars per half cycle")
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        """1 on the long half of each cycle, 0 on the flat half (NaN where no close)."""
+        t = np.arange(panel.n_bars)
+        on = ((t // self.period) % 2 == 0).astype(np.float64)
+        out = np.repeat(on[:, None], panel.n_symbols, axis=1)
+        out[np.isnan(panel.close)] = np.nan
+        return out
+
+
+class Boom(Strategy):
+    """SMA-like trader that raises once its history reaches ``fail_at`` bars."""
+
+    name = "boom"
+    fail_at = IntParam(50, low=1, high=100_000, doc="history length that raises")
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        """Flipper's weights until the history is ``fail_at`` bars long, then ZeroDivision."""
+        if panel.n_bars >= self.fail_at:
+            raise ZeroDivisionError(f"boom at {panel.n_bars} bars")
+        t = np.arange(panel.n_bars)
+        on = ((t // 5) % 2 == 0).astype(np.float64)
+        return np.repeat(on[:, None], panel.n_symbols, axis=1)
+
+
+def config(
+    strategies: list[dict[str, Any]],
+    paths: list[str | Path],
+    journal: Path | None = None,
+    **sections: Any,
+) -> RunConfig:
+    """A RunConfig over data files; ``sections`` adds ``risk``, ``runtime``, ``feed``, ... ."""
+    feed = {"data": {"paths": [str(p) for p in paths]}}
+    feed["data"].update(sections.pop("data", {}))
+    body: dict[str, Any] = {"strategies": strategies, "feed": feed, **sections}
+    if journal is not None:
+        body["journal"] = {"path": str(journal)}
+    return parse_run_config(body)
+
+
+def wait_for_bar(topo: Any, bar: int, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Poll the feed until its next bar is past ``bar`` (or it ended); returns its status."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = ray.get(topo.feed.status.remote())
+        if status["next_bar"] > bar or status["state"] in ("done", "failed", "stopped"):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"feed did not pass bar {bar}: {status}")
+        time.sleep(0.02)
+
+
+def kill(topo: Any, name: str, how: str) -> dict[str, float]:
+    """Kill actor ``name`` (``sigkill`` of its worker pid, or ``ray.kill`` with restart) and
+    time its return: seconds from the kill until it answers again (``back_s``) and until the
+    replay finished a bar after that (``resumed_s``)."""
+    import ray
+
+    handle = topo.handles[name]
+    pid = ray.get(handle.pid.remote())
+    bar = ray.get(topo.feed.status.remote())["next_bar"]
+    t0 = time.monotonic()
+    if how == "sigkill":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        ray.kill(handle, no_restart=False)
+    new_pid = pid
+    while new_pid == pid:
+        try:
+            new_pid = ray.get(handle.pid.remote(), timeout=60)
+        except ray.exceptions.RayActorError:
+            time.sleep(0.01)
+    back = time.monotonic() - t0
+    status = wait_for_bar(topo, ray.get(topo.feed.status.remote())["next_bar"])
+    resumed = time.monotonic() - t0
+    return {"bar": bar, "back_s": back, "resumed_s": resumed, "state": status["state"]}
+
+
+def assert_journal_invariants(path: str | Path) -> dict[str, int]:
+    """The fault-tolerance invariants, from the journal alone; returns counts by kind.
+
+    - every order the broker accepted has an approving verdict journaled before it;
+    - no client_order_id is filled more than once, and no fill id twice;
+    - every fill of a non-stop order belongs to an accepted order.
+    """
+    with Journal(path, readonly=True) as journal:
+        verdicts: dict[str, tuple[int, RiskVerdict]] = {}
+        accepted: dict[str, int] = {}
+        fills: Counter[str] = Counter()
+        fill_ids: Counter[str] = Counter()
+        kinds = [EventKind.RISK_DECISION, EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED]
+        for entry in journal.read(kinds):
+            event = entry.event
+            if isinstance(event, RiskVerdict):
+                verdicts[event.client_order_id] = (entry.seq, event)
+            elif isinstance(event, OrderAccepted):
+                seq_v = verdicts.get(event.client_order_id)
+                assert seq_v is not None, f"accepted without a verdict: {event}"
+                assert seq_v[0] < entry.seq and seq_v[1].decision is not Decision.REJECTED
+                assert seq_v[1].approved_qty == event.qty
+                accepted[event.client_order_id] = entry.seq
+            elif isinstance(event, OrderFilled):
+                fills[event.client_order_id] += 1
+                fill_ids[event.fill_id] += 1
+                if event.reason not in _STOPS:
+                    assert event.client_order_id in accepted, f"fill of no accepted order: {event}"
+        assert max(fills.values(), default=1) == 1, fills.most_common(3)
+        assert max(fill_ids.values(), default=1) == 1
+        return {k.value: n for k, n in journal.counts_by_kind().items()}
