@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.common import FEED, ActorShell, Handles, open_journal
+from actors.common import FEED, ActorShell, Handles, open_journal, pack, unpack
 from actors.retry import call_sync
 from core.events import (
     BarSlice,
@@ -110,12 +110,14 @@ class Broker(ActorShell):
             raise
 
     # ------------------------------------------------------------------ the bar
-    async def on_bar(self, bar: BarSlice) -> dict[str, Any]:
+    async def on_bar(self, bar: BarSlice | bytes) -> bytes:
         """Docs/live.md step 2 for every sub-account; idempotent per bar.
 
-        Returns ``{"report": BarReport, "fill_counts": {strategy: fills so far}}``; the
-        counts let each host check that its ledger has every fill of its sub-account.
+        Returns, packed (``actors.common.unpack``), ``{"report": BarReport, "fill_counts":
+        {strategy: fills so far}}``; the counts let each host check that its ledger has every
+        fill of its sub-account.
         """
+        bar = unpack(bar)
         last = self._engine.last_bar_index
         if last is not None and bar.index <= last:
             report = self._journaled_report(bar.index)
@@ -124,7 +126,7 @@ class Broker(ActorShell):
             self._append([*report.events, report.processed()])
             if report.fills:
                 self._stamp(bar.index)
-        return {"report": report, "fill_counts": self.fill_counts_now()}
+        return pack({"report": report, "fill_counts": self.fill_counts_now()})
 
     def _journaled_report(self, t: int) -> BarReport:
         """Bar t's report as journaled (the bar was processed before a restart)."""
@@ -153,7 +155,7 @@ class Broker(ActorShell):
 
     # ------------------------------------------------------------------ orders
     @ray.method(max_task_retries=0)
-    async def submit(self, orders: list[OrderIntent]) -> dict[str, Any]:
+    async def submit(self, orders: list[OrderIntent] | bytes) -> bytes:
         """Accept approved orders (``fill=close`` accounts fill now, at the last bar's close).
 
         Every new id needs an approving verdict in the journal with the same strategy,
@@ -161,8 +163,9 @@ class Broker(ActorShell):
         engine. A known id creates nothing; its journaled fills are returned again, so a
         caller that lost an answer gets its fills.
 
-        Returns ``{"events": new events, "fills": fills of every submitted id}``.
+        Returns, packed, ``{"events": new events, "fills": fills of every submitted id}``.
         """
+        orders = unpack(orders)
         admitted, refused = [], []
         for order in orders:
             known = self._engine.order(order.client_order_id) is not None
@@ -183,7 +186,7 @@ class Broker(ActorShell):
                                                           client_order_id=coid)]  # fmt: skip
         if report.fills:
             self._stamp(report.fills[0].bar_index)
-        return {"events": events, "fills": fills}
+        return pack({"events": events, "fills": fills})
 
     @ray.method(max_task_retries=0)
     async def cancel(

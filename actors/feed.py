@@ -20,7 +20,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from actors.common import BROKER, RISK, ActorShell, Handles, host_name, open_journal
+from actors.common import BROKER, RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
 from actors.retry import call
 from core.events import BarDone, EventKind
 from core.panel import WidePanel
@@ -158,15 +158,17 @@ class DataFeed(ActorShell):
         bar = emitted.bar
         if len(self._emit_ns) < _TIMINGS_KEPT:
             self._emit_ns[t] = time.time_ns()
+        wire = pack(bar)  # serialized once for every receiver
         wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
-        out = await call(self._actor(BROKER).on_bar, bar, name=BROKER, restart_wait_s=wait,
-                         timeout_s=timeout)  # fmt: skip
+        out = unpack(await call(self._actor(BROKER).on_bar, wire, name=BROKER,
+                                restart_wait_s=wait, timeout_s=timeout))  # fmt: skip
         report, counts = out["report"], out["fill_counts"]
-        calls = [call(self._actor(RISK).on_bar, bar, report, name=RISK, restart_wait_s=wait,
-                      timeout_s=timeout)]  # fmt: skip
+        calls = [call(self._actor(RISK).on_bar, wire, pack(report), name=RISK,
+                      restart_wait_s=wait, timeout_s=timeout)]  # fmt: skip
         for sid in self._hosts:
             name = host_name(sid)
-            calls.append(call(self._actor(name).on_bar, bar, report.fills_for(sid),
+            fills = report.fills_for(sid)
+            calls.append(call(self._actor(name).on_bar, wire, pack(fills) if fills else (),
                               counts.get(sid), name=name, restart_wait_s=wait,
                               timeout_s=timeout))  # fmt: skip
         results = await asyncio.gather(*calls, return_exceptions=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import ray
 
-from actors.common import FEED, RISK, ActorShell, Handles, host_name, open_journal
+from actors.common import FEED, RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
 from actors.retry import ActorDownError, call, call_sync
 from core.events import (
     BarSlice,
@@ -153,9 +153,16 @@ class StrategyHost(ActorShell):
     # ------------------------------------------------------------------ the bar
     @ray.method(max_task_retries=0)  # a resend is ours, with the same ids
     async def on_bar(
-        self, bar: BarSlice, fills: list[OrderFilled], fill_count: int | None = None
+        self,
+        bar: BarSlice | bytes,
+        fills: list[OrderFilled] | bytes = (),  # type: ignore[assignment]
+        fill_count: int | None = None,
     ) -> dict[str, Any]:
-        """Docs/live.md step 4 for this strategy; idempotent for the last bar handled."""
+        """Docs/live.md step 4 for this strategy; idempotent for the last bar handled.
+
+        ``bar`` and ``fills`` may come packed (``actors.common.pack``).
+        """
+        bar, fills = unpack(bar), list(unpack(fills))
         runner = self._runner
         last = runner.last_bar_index
         if evaluates(self._state) and bar.index > (-1 if last is None else last) + 1:
@@ -199,7 +206,7 @@ class StrategyHost(ActorShell):
         buffering = self._runtime.on_risk_down == "buffer"
         try:
             result = await call(
-                self._actor(RISK).submit, intents, name=RISK, retry=buffering,
+                self._actor(RISK).submit, pack(intents), name=RISK, retry=buffering,
                 restart_wait_s=self._runtime.restart_wait_s, timeout_s=self._runtime.call_timeout_s,
             )  # fmt: skip
         except ActorDownError as exc:
@@ -210,7 +217,7 @@ class StrategyHost(ActorShell):
             return
         self._buffer.clear()
         self._counts["sent"] += len(intents)
-        self._runner.apply_fills(result["fills"])
+        self._runner.apply_fills(unpack(result)["fills"])
 
     def _keep(self, intents: list[OrderIntent], detail: str) -> None:
         """Buffer intents for the next bar, up to ``risk_buffer_limit``; the rest are dropped."""

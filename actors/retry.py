@@ -34,13 +34,20 @@ class ActorDownError(RaytraderError):
         why = f": {type(cause).__name__}" if cause is not None else ""
         super().__init__(f"actor {name!r} unreachable for {waited_s:.1f} s{why}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, float]]:
+        # Picklable from its fields: it may end an actor method and cross to the caller.
+        return type(self), (self.name, self.waited_s)
+
 
 class CallTimeoutError(RaytraderError):
     """A call to a live actor did not answer in time."""
 
     def __init__(self, name: str, method: str, timeout_s: float) -> None:
-        self.name = name
+        self.name, self.method, self.timeout_s = name, method, timeout_s
         super().__init__(f"{name}.{method} did not answer within {timeout_s:g} s")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, float]]:
+        return type(self), (self.name, self.method, self.timeout_s)
 
 
 def actor_errors() -> tuple[type[BaseException], ...]:

@@ -25,7 +25,7 @@ import ray
 from pydantic import BaseModel
 
 from actors.broker import BROKER_KINDS, is_not_approved
-from actors.common import BROKER, FEED, ActorShell, Handles, open_journal
+from actors.common import BROKER, FEED, ActorShell, Handles, open_journal, pack, unpack
 from actors.retry import call, call_sync
 from core.events import (
     BarSlice,
@@ -105,12 +105,13 @@ class Risk(ActorShell):
             raise
 
     # ------------------------------------------------------------------ per bar
-    async def on_bar(self, bar: BarSlice, report: BarReport) -> dict[str, Any]:
+    async def on_bar(self, bar: BarSlice | bytes, report: BarReport | bytes) -> dict[str, Any]:
         """Docs/live.md step 3: marks, equity, loss streaks, stale clocks, breaker trips.
 
         Idempotent per bar (the engine ignores a bar it handled). Returns the journaled
         events' kinds and the global state.
         """
+        bar, report = unpack(bar), unpack(report)
         closed = self._pending_closed + self._book.apply_all(report.events)
         prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}
         self._book.mark(prices)
@@ -142,21 +143,22 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ the gate
     @ray.method(max_task_retries=0)
-    async def submit(self, intents: list[OrderIntent]) -> dict[str, Any]:
+    async def submit(self, intents: list[OrderIntent] | bytes) -> bytes:
         """Docs/live.md step 5: decide, journal, forward the approved orders to the broker.
 
         Idempotent by ``client_order_id``: a decided id gets its journaled verdict and is
         forwarded again (the broker creates nothing twice). An id a host journaled as dropped
-        is never decided. Returns ``{"verdicts": [...], "fills": [...]}`` (fills made now,
-        ``fill=close``, and earlier fills of resubmitted ids).
+        is never decided. Returns, packed, ``{"verdicts": [...], "fills": [...]}`` (fills
+        made now, ``fill=close``, and earlier fills of resubmitted ids).
         """
+        intents = unpack(intents)
         if not intents:
-            return {"verdicts": [], "fills": []}
+            return pack({"verdicts": [], "fills": []})
         await self._wait_for_bar(max(i.bar_index for i in intents))
         async with self._lock:
             now = max(i.bar_ts for i in intents)
             verdicts, fills = await self._decide_and_forward(list(intents), now)
-        return {"verdicts": verdicts, "fills": fills}
+        return pack({"verdicts": verdicts, "fills": fills})
 
     async def _decide_and_forward(
         self, intents: list[OrderIntent], now: datetime
@@ -177,8 +179,8 @@ class Risk(ActorShell):
         ]
         fills: list[Any] = []
         if forward:
-            result = await call(self._actor(BROKER).submit, forward, name=BROKER,
-                                restart_wait_s=self._wait_s, timeout_s=self._timeout_s)  # fmt: skip
+            result = unpack(await call(self._actor(BROKER).submit, pack(forward), name=BROKER,
+                                       restart_wait_s=self._wait_s, timeout_s=self._timeout_s))
             self._pending_closed += self._book.apply_all([*result["events"], *result["fills"]])
             fills = result["fills"]
         return [v for v in verdicts if v.client_order_id not in taken], fills

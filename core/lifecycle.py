@@ -38,6 +38,10 @@ class StrategyStateError(RaytraderError, ValueError):
         self.new = new
         super().__init__(f"strategy {strategy_id}: cannot go from {old.value} to {new.value}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, StrategyState, StrategyState]]:
+        # Rebuilt from its fields when it crosses a process boundary (a Ray actor's answer).
+        return type(self), (self.strategy_id, self.old, self.new)
+
 
 def check_transition(strategy_id: str, old: StrategyState, new: StrategyState) -> None:
     """Raise ``StrategyStateError`` unless ``old -> new`` is in the table."""
