@@ -22,7 +22,12 @@ from optimization.metrics import aggregate
 from strategies.base import Strategy
 from strategies.evaluate import STOP_KEYS, evaluate_grid
 
-__all__ = ["window", "window_metrics", "window_returns"]
+__all__ = ["MAX_COLUMNS", "window", "window_metrics", "window_returns"]
+
+#: Weight columns per kernel call: 512 x 2,520 bars is a 10 MB buffer, which stays in cache
+#: far better than evaluate_grid's default 2,048 (measured ~30% faster on W2, and it lets two
+#: workers on one machine scale instead of fighting over memory bandwidth).
+MAX_COLUMNS = 512
 
 
 def window(panel: WidePanel, lo: int = 0, hi: int | None = None) -> WidePanel:
@@ -40,7 +45,8 @@ def window_metrics(
     hi: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Summary metrics (sets x symbols, or sets x 1 for cross-sectional) on bars ``lo:hi``."""
-    return evaluate_grid(strategy_cls, window(panel, lo, hi), list(sets), sim).metrics
+    sub = window(panel, lo, hi)
+    return evaluate_grid(strategy_cls, sub, list(sets), sim, max_columns=MAX_COLUMNS).metrics
 
 
 def _stops(sets: Sequence[dict[str, Any]], n_sym: int) -> dict[str, np.ndarray]:
@@ -59,7 +65,7 @@ def window_returns(
     lo: int = 0,
     hi: int | None = None,
     warm: int = 0,
-    max_columns: int = 2048,
+    max_columns: int = MAX_COLUMNS,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-bar returns (bars x sets) on ``lo:hi`` and aggregated metrics per set.
 

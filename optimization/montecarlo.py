@@ -92,6 +92,8 @@ def run_paths(
     ctx = ctx or JobContext()
     task = ray.remote(num_cpus=1, max_retries=0)(simulate_blocks)
     n_blocks = math.ceil(paths / PATHS_PER_BLOCK)
+    # One contiguous range of blocks per worker: a task round trip costs milliseconds here,
+    # as much as a few hundred paths, so more, smaller tasks only add overhead.
     edges = np.linspace(0, n_blocks, min(workers, n_blocks) + 1).round().astype(int)
     ref = ray.put(np.ascontiguousarray(data, dtype=np.float64))
     pending = {

@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from optimization.runner import jsonable
+from optimization.search import TrialStatus
 from optimization.specs import JobKind
 
 __all__ = ["default_out", "figures", "save", "tables"]
@@ -49,7 +50,11 @@ def tables(kind: JobKind, result: Any) -> dict[str, pl.DataFrame]:
 
 
 def _history(result: Any) -> list[go.Figure]:
-    ok = result.trials.filter(pl.col("status") == "ok") if result.trials.height else result.trials
+    ok = (
+        result.trials.filter(pl.col("status") == TrialStatus.OK.value)
+        if result.trials.height
+        else result.trials
+    )
     if not ok.height:
         return []
     metrics = [m.value for m in result.metrics]

@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ __all__ = [
     "ATTR",
     "RECORDED",
     "SearchResult",
+    "TrialStatus",
     "default_batch_size",
     "drive_study",
     "quiet_optuna",
@@ -47,11 +49,22 @@ __all__ = [
 ]
 
 ATTR = "raytrader"
+
+
+class TrialStatus(StrEnum):
+    """Why a trial has its state (user attribute ``raytrader.status`` of every trial)."""
+
+    OK = "ok"  # evaluated and told its values
+    INVALID = "invalid"  # broke the strategy's constraints: pruned, never evaluated
+    INFEASIBLE = "infeasible"  # fewer closed trades than min_trades: pruned after evaluation
+    UNDEFINED = "undefined"  # a metric is NaN (e.g. Sharpe without trades): pruned
+
+
 RECORDED = (
     "sharpe", "sortino", "calmar", "cagr", "total_return", "max_drawdown", "profit_factor",
     "win_rate", "expectancy", "final_equity", "n_trades", "exposure",
 )  # fmt: skip
-_EVALUATED = ("ok", "infeasible", "undefined")
+_EVALUATED = (TrialStatus.OK, TrialStatus.INFEASIBLE, TrialStatus.UNDEFINED)
 
 
 def quiet_optuna() -> None:
@@ -155,10 +168,10 @@ def drive_study(
                     break
                 trial, params = got
                 if not strategy_cls.is_valid(params):
-                    trial.set_user_attr(ATTR, {"status": "invalid"})
+                    trial.set_user_attr(ATTR, {"status": TrialStatus.INVALID.value})
                     study.tell(trial, state=TrialState.PRUNED)
-                    counts["invalid"] += 1
-                    if counts["invalid"] > invalid_limit:
+                    counts[TrialStatus.INVALID] += 1
+                    if counts[TrialStatus.INVALID] > invalid_limit:
                         raise ConfigError(
                             f"strategy {strategy_cls.name}: {counts['invalid']} sampled sets "
                             "broke its constraints; the valid part of the search space is "
@@ -180,7 +193,7 @@ def drive_study(
                 status = _tell(study, trial, agg, i, metrics, min_trades)
                 counts[status] += 1
                 open_trials.pop(trial.number, None)
-                if status == "ok":
+                if status is TrialStatus.OK:
                     best.update(float(agg[metrics[0].value][i]))
             state["done"] += len(batch)
             ctx.report(state["done"], n_evals, best.value)
@@ -193,17 +206,17 @@ def drive_study(
 def _tell(
     study: optuna.Study, trial: optuna.Trial, agg: dict[str, np.ndarray], i: int,
     metrics: Sequence[Metric], min_trades: int,
-) -> str:  # fmt: skip
+) -> TrialStatus:  # fmt: skip
     values = [float(agg[m.value][i]) for m in metrics]
     recorded = {k: _json_float(float(agg[k][i])) for k in RECORDED if k in agg}
     if float(agg["n_trades"][i]) < min_trades:
-        status = "infeasible"
+        status = TrialStatus.INFEASIBLE
     elif any(math.isnan(v) for v in values):
-        status = "undefined"
+        status = TrialStatus.UNDEFINED
     else:
-        status = "ok"
-    trial.set_user_attr(ATTR, {"status": status, "metrics": recorded})
-    if status == "ok":
+        status = TrialStatus.OK
+    trial.set_user_attr(ATTR, {"status": status.value, "metrics": recorded})
+    if status is TrialStatus.OK:
         study.tell(trial, values)
     else:
         study.tell(trial, state=TrialState.PRUNED)
@@ -293,7 +306,7 @@ def study_result(
     return SearchResult(
         strategy=strategy_cls.name, metrics=list(spec.metrics), sampler=spec.sampler.value,
         seed=spec.seed, sampler_seed=sampler_seed, engine=spec.engine.value, trials=trials,
-        best=best, counts={**dict(total), "this_run": int(sum(
+        best=best, counts={**{str(k): v for k, v in total.items()}, "this_run": int(sum(
             counts[s] for s in _EVALUATED))}, study_name=study.study_name,
         storage=spec.storage,
     )  # fmt: skip
@@ -316,24 +329,25 @@ def run_optimize(
     fixed = check_fixed(strategy_cls, spec.params)
     specs = search_specs(strategy_cls, fixed)
     ensure_nonempty(strategy_cls, fixed, {k: s.grid() for k, s in specs.items()})
-    ensure_ray()
-    if pool is not None:
-        return _drive(spec, ctx, strategy_cls, fixed, specs, pool)
-    panel = load_panel(spec.data)
-    workers = resolve_workers(spec.workers)
     if spec.engine is Engine.TUNE:
         from optimization.tune_engine import run_tune
 
-        return run_tune(spec, strategy_cls, fixed, specs, panel, workers, ctx)
-    with WorkerPool(spec.strategy, panel, spec.sim, workers) as own:
-        return _drive(spec, ctx, strategy_cls, fixed, specs, own)
+        panel = load_panel(spec.data)
+        ensure_ray()
+        return run_tune(spec, strategy_cls, fixed, specs, panel, resolve_workers(spec.workers), ctx)
+    study, sampler_seed = _open_study(spec, strategy_cls)  # storage errors before Ray starts
+    if pool is not None:
+        return _drive(spec, ctx, strategy_cls, fixed, specs, pool, study, sampler_seed)
+    panel = load_panel(spec.data)
+    ensure_ray()
+    with WorkerPool(spec.strategy, panel, spec.sim, resolve_workers(spec.workers)) as own:
+        return _drive(spec, ctx, strategy_cls, fixed, specs, own, study, sampler_seed)
 
 
 def _drive(
     spec: OptimizeSpec, ctx: JobContext, strategy_cls: type[Strategy], fixed: dict[str, Any],
-    specs: dict[str, Any], pool: WorkerPool,
+    specs: dict[str, Any], pool: WorkerPool, study: optuna.Study, sampler_seed: int,
 ) -> SearchResult:  # fmt: skip
-    study, sampler_seed = _open_study(spec, strategy_cls)
     n_evals = max(0, spec.trials - _evaluated(study))
     counts: Counter[str] = Counter()
     if n_evals:

@@ -22,7 +22,7 @@ from core.sim import SimConfig
 from optimization.context import JobCancelledError, JobContext
 from optimization.metrics import direction
 from optimization.samplers import make_sampler
-from optimization.search import RECORDED, SearchResult
+from optimization.search import RECORDED, SearchResult, TrialStatus
 from optimization.specs import OptimizeSpec
 from strategies.base import Strategy
 from strategies.params import Param
@@ -46,16 +46,16 @@ def tune_trainable(
     cls = get_strategy(strategy)
     params = {**fixed, **config}
     if not cls.is_valid(params):
-        tune.report({**dict.fromkeys(metrics, math.nan), "status": "invalid"})
+        tune.report({**dict.fromkeys(metrics, math.nan), "status": TrialStatus.INVALID.value})
         return
     agg = aggregate(window_metrics(cls, panel, [params], sim))
     out = {k: float(agg[k][0]) for k in RECORDED if k in agg}
-    status = "infeasible" if out["n_trades"] < min_trades else "ok"
-    if status == "ok" and any(math.isnan(out[m]) for m in metrics):
-        status = "undefined"
-    if status != "ok":
+    status = TrialStatus.INFEASIBLE if out["n_trades"] < min_trades else TrialStatus.OK
+    if status is TrialStatus.OK and any(math.isnan(out[m]) for m in metrics):
+        status = TrialStatus.UNDEFINED
+    if status is not TrialStatus.OK:
         out.update(dict.fromkeys(metrics, math.nan))
-    tune.report({**out, "status": status})
+    tune.report({**out, "status": status.value})
 
 
 class _Space:
@@ -166,7 +166,7 @@ def run_tune(
         row.update({k: m.get(k) for k in RECORDED})
         rows.append(row)
     trials = pl.DataFrame(rows, infer_schema_length=None)
-    ok = trials.filter(pl.col("status") == "ok")
+    ok = trials.filter(pl.col("status") == TrialStatus.OK.value)
     best: list[dict[str, Any]] = []
     if ok.height:
         vals = ok.select(metrics).to_numpy().astype(float)

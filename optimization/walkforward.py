@@ -33,7 +33,13 @@ from optimization.context import JobContext, Progress
 from optimization.metrics import direction
 from optimization.overfitting import deflated_sharpe, pbo_cscv, sharpe
 from optimization.samplers import Proposer, make_sampler
-from optimization.search import ATTR, default_batch_size, drive_study, quiet_optuna
+from optimization.search import (
+    ATTR,
+    TrialStatus,
+    default_batch_size,
+    drive_study,
+    quiet_optuna,
+)
 from optimization.space import check_fixed, ensure_nonempty, search_specs
 from optimization.specs import WalkForwardSpec, WindowMode
 from optimization.workers import WorkerPool
@@ -220,7 +226,10 @@ def run_walkforward(spec: WalkForwardSpec, ctx: JobContext | None = None) -> Wal
                 spec, strategy_cls, fixed, specs, pool, fold, sub, spec.seed + fold.index
             )
             for t in study.get_trials(deepcopy=False):
-                if t.user_attrs.get(ATTR, {}).get("status") in ("ok", "infeasible"):
+                if t.user_attrs.get(ATTR, {}).get("status") in (
+                    TrialStatus.OK,
+                    TrialStatus.INFEASIBLE,
+                ):
                     seen.setdefault(tuple(sorted(t.params.items())), {**fixed, **t.params})
             row = _fold_row(panel, fold, metric, is_value)
             if best is not None:
