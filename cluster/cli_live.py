@@ -1,0 +1,172 @@
+"""``raytrader run CONFIG.yaml`` and ``raytrader demo``: the live runtime (paper) from the CLI.
+
+Both start Ray in this process, or join the cluster at ``RAY_ADDRESS``, create the named
+actors (``feed``, ``broker``, ``risk``, ``journal``, ``strategy:<id>``), replay the feed's
+data as the config says and end with a summary built from the journal. ``run --json`` prints
+the object ``raytrader backtest --json`` prints (one strategy), or ``{"strategies": {id:
+object}}``, so a run and a backtest compare by script. Ray is imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from cluster.options import friendly_errors
+from core.run_config import RunConfig, load_run_config, parse_run_config
+from core.sim import BacktestResult
+
+__all__ = ["demo", "demo_config", "run", "run_results"]
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console as wide as the summary needs when output is not a terminal (rich's 80)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 120)
+
+
+def run_results(topo: Any) -> dict[str, BacktestResult]:
+    """Each strategy's result from the journal, over the bars the broker processed."""
+    import ray
+
+    from core.journal import Journal
+    from core.live_result import journal_result, processed_bars
+
+    with Journal(topo.journal_path, readonly=True) as journal:
+        n = processed_bars(journal)
+        if n == 0:
+            return {}
+        panel = ray.get(topo.feed.history.remote(None, n - 1))
+        return {s.id: journal_result(journal, s, panel) for s in topo.config.strategies}
+
+
+def results_json(config: RunConfig, results: dict[str, BacktestResult]) -> dict[str, Any]:
+    """``backtest --json``'s object for one strategy, ``{"strategies": {id: ...}}`` for more."""
+    from cluster.render import jsonable
+    from strategies.registry import get_strategy
+
+    objects = {}
+    for strategy in config.strategies:
+        if strategy.id not in results:
+            continue
+        instance = get_strategy(strategy.strategy)(**strategy.params)
+        out: dict[str, Any] = {"strategy": instance.name, "params": instance.params}
+        out.update(results[strategy.id].to_dict())
+        objects[strategy.id] = jsonable(out)
+    if len(config.strategies) == 1:
+        return next(iter(objects.values()), {})
+    return {"strategies": objects}
+
+
+def _snapshot(topo: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Feed status, host statuses and risk state in one round trip."""
+    import ray
+
+    hosts = [topo.host(s.id).status.remote() for s in topo.config.strategies]
+    found = ray.get([topo.feed.status.remote(), topo.risk.state.remote(), *hosts])
+    return found[0], found[2:], found[1]
+
+
+def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) -> None:
+    import ray
+
+    from cluster.render_live import summary_tables
+
+    feed, hosts, risk = _snapshot(topo)
+    decisions = ray.get(topo.journal.decisions.remote())
+    by_id = {h["id"]: h for h in hosts}
+    console.print(summary_tables(results, by_id, feed, risk, decisions, topo.journal_path))
+
+
+def _replay(config: RunConfig, journal: str | None, console: Console, live_view: bool) -> int:
+    """Start (or attach), replay to the end, print the summary; the exit code."""
+    from actors.runtime import start
+
+    topo = start(config, journal)
+    try:
+        if live_view:
+            from rich.live import Live
+
+            from cluster.render_live import live_table
+
+            with Live(console=console, refresh_per_second=4, transient=False) as view:
+                status = topo.run(on_tick=lambda t: view.update(live_table(*_snapshot(t))))
+                view.update(live_table(*_snapshot(topo)))
+            console.print()
+        else:
+            status = topo.run()
+        results = run_results(topo)
+        _summary(console, topo, results)
+        return 0 if status["state"] == "done" else 1
+    finally:
+        topo.stop()
+
+
+@click.command()
+@click.argument("config_path", metavar="CONFIG.yaml", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="print the backtest --json object(s) at the end (the summary goes to stderr)")
+@click.option("--journal", "journal_path", default=None, metavar="PATH",
+              help="journal file (overrides journal.path; an existing one is resumed)")
+@friendly_errors
+def run(config_path: str, as_json: bool, journal_path: str | None) -> None:  # fmt: skip
+    """Run the strategies of CONFIG.yaml live on the paper broker, through the Ray actors."""
+    from actors.runtime import start
+
+    config = load_run_config(config_path)
+    if not as_json:
+        sys.exit(_replay(config, journal_path, _console(), live_view=False))
+    err = _console(stderr=True)
+    topo = start(config, journal_path)
+    try:
+        status = topo.run()
+        results = run_results(topo)
+        _summary(err, topo, results)
+        click.echo(json.dumps(results_json(config, results)))
+    finally:
+        topo.stop()
+    sys.exit(0 if status["state"] == "done" else 1)
+
+
+def demo_config(data_dir: Path = DATA, start: str | None = "2004-01-01") -> RunConfig:
+    """The demo: SMA crossover with a stop on ORCL, RSI on NVDA, momentum on three stocks."""
+    files = [str(data_dir / f"{s}.csv") for s in ("ORCL", "NVDA", "YHOO")]
+    return parse_run_config({
+        "strategies": [
+            {"id": "sma-orcl", "strategy": "sma_crossover", "params": {"fast": 10, "slow": 30},
+             "symbols": ["ORCL"],
+             "sim": {"size_pct": 0.95, "commission_bps": 10, "stop_loss_pct": 5}},
+            {"id": "rsi-nvda", "strategy": "rsi_reversion", "symbols": ["NVDA"],
+             "sim": {"cash": 50_000, "fill": "close", "size_pct": 0.9, "commission_bps": 2}},
+            {"id": "momentum", "strategy": "momentum",
+             "params": {"lookback": 63, "top_k": 2, "rebalance_every": 21},
+             "symbols": ["ORCL", "NVDA", "YHOO"],
+             "sim": {"cash": 150_000, "commission_bps": 10, "slippage_bps": 5}},
+        ],
+        "risk": {"max_position_pct": 100, "price_collar_pct": 25, "max_drawdown_pct": 60,
+                 "strategies": {"rsi-nvda": {"max_consecutive_losses": 6, "cooldown_bars": 20}}},
+        "feed": {"data": {"paths": files, "start": start}, "speed": "max"},
+    })  # fmt: skip
+
+
+@click.command()
+@click.option("--journal", "journal_path", default=None, metavar="PATH",
+              help="journal file (default: a fresh one in a temporary directory)")
+@click.option("--start", default="2004-01-01", show_default=True, help="first date to replay")
+@friendly_errors
+def demo(journal_path: str | None, start: str) -> None:  # fmt: skip
+    """Three strategies on the bundled data through the live actors, with a live table."""
+    config = demo_config(start=start)
+    console = _console()
+    console.print(
+        "[bold]raytrader demo[/bold]: sma_crossover on ORCL (5% stop), rsi_reversion on NVDA, "
+        "momentum on ORCL+NVDA+YHOO; paper broker, one risk actor, replayed as fast as possible"
+    )
+    sys.exit(_replay(config, journal_path, console, live_view=True))

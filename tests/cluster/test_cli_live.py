@@ -1,0 +1,106 @@
+"""``raytrader run`` and ``raytrader demo`` end to end, in this process's Ray.
+
+Reference: ``raytrader backtest --json`` on the same data, strategy, parameters and fill
+model, run through the same CLI; the two JSON objects must be equal, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cluster.cli import main
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture
+def live(ray_session):
+    """The session's Ray, with every live-runtime actor killed after the test."""
+    from actors.runtime import kill_live_actors
+
+    kill_live_actors()
+    yield ray_session
+    kill_live_actors()
+
+
+def write(tmp_path: Path, body: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+SMA = {"id": "sma", "strategy": "sma_crossover", "params": {"fast": 5, "slow": 20},
+       "symbols": ["NVDA"],
+       "sim": {"size_pct": 0.95, "commission_bps": 10.0, "stop_loss_pct": 5.0}}  # fmt: skip
+WINDOW = {"start": "2010-01-01"}
+
+
+@pytest.mark.timeout(180)
+def test_run_json_prints_the_object_backtest_json_prints(live, tmp_path) -> None:
+    body = {"strategies": [SMA], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")], **WINDOW}},
+            "journal": {"path": "journal.sqlite"}}  # fmt: skip
+    result = invoke("run", str(write(tmp_path, body)), "--json")
+    assert result.exit_code == 0, result.stderr
+    ours = json.loads(result.stdout)
+    ref = invoke("backtest", "--data", str(DATA / "NVDA.csv"), "--start", WINDOW["start"],
+                 "--strategy", "sma_crossover", "-p", "fast=5", "-p", "slow=20", "--size-pct",
+                 "0.95", "--commission-bps", "10", "--stop-loss-pct", "5", "--json")  # fmt: skip
+    assert ref.exit_code == 0
+    assert ours == json.loads(ref.stdout)
+    assert ours["trades"] and any(t["exit_reason"] == "stop_loss" for t in ours["trades"])
+    assert "live run (paper) summary" in result.stderr
+    assert (tmp_path / "journal.sqlite").is_file()  # resolved against the config's folder
+
+
+@pytest.mark.timeout(180)
+def test_run_json_of_several_strategies_keys_them_by_id(live, tmp_path) -> None:
+    flip = {"id": "flip", "strategy": "tests.kit.live:Flipper", "symbols": ["ORCL", "NVDA"],
+            "sim": {"fill": "close", "size_pct": 0.45}}  # fmt: skip
+    paths = [str(DATA / "ORCL.csv"), str(DATA / "NVDA.csv")]
+    body = {"strategies": [SMA, flip], "feed": {"data": {"paths": paths, "start": "2013-06-01"}}}
+    result = invoke("run", str(write(tmp_path, body)), "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert list(out) == ["strategies"] and list(out["strategies"]) == ["sma", "flip"]
+    assert out["strategies"]["flip"]["strategy"] == "flipper"
+    assert out["strategies"]["flip"]["symbols"] == ["ORCL", "NVDA"]
+    assert out["strategies"]["flip"]["trades"]
+
+
+def test_a_bad_config_exits_2_naming_the_field(tmp_path) -> None:
+    body = {"strategies": [{**SMA, "params": {"fast": 0}}]}
+    result = invoke("run", str(write(tmp_path, body)))
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())  # rich wraps long lines at the terminal width
+    assert "strategies[0].params.fast: must be in [1, 1000]" in err
+    assert str(tmp_path / "run.yaml") in err
+
+
+@pytest.mark.timeout(120)
+def test_a_symbol_missing_from_the_data_exits_2_naming_strategy_and_symbol(live, tmp_path):
+    body = {"strategies": [{**SMA, "symbols": ["NVDA", "MSFT"]}],
+            "feed": {"data": {"paths": [str(DATA / "NVDA.csv")]}}}  # fmt: skip
+    result = invoke("run", str(write(tmp_path, body)))
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "strategies[0].symbols[1]" in err
+    assert "strategy 'sma' trades 'MSFT', which is not in the feed's data (NVDA)" in err
+
+
+@pytest.mark.timeout(180)
+def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -> None:
+    journal = tmp_path / "demo.sqlite"
+    result = invoke("demo", "--start", "2014-01-01", "--journal", str(journal))
+    assert result.exit_code == 0, result.output
+    for word in ("sma-orcl", "rsi-nvda", "momentum", "live run (paper) summary", str(journal)):
+        assert word in result.output
+    assert journal.is_file()
