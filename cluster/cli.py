@@ -86,6 +86,11 @@ main.add_command(walkforward)
 main.add_command(montecarlo)
 main.add_command(stress)
 
+from cluster.cli_live import demo, run  # noqa: E402
+
+main.add_command(run)
+main.add_command(demo)
+
 
 if __name__ == "__main__":
     main()
