@@ -45,10 +45,10 @@ def _derived(console: Console, workload: str, results: dict) -> None:
         t1, t2 = med["sweep, 1 worker"], med["sweep, 2 workers"]
         console.print(f"scaling efficiency t1 / (2 t2) = {t1 / (2 * t2):.0%}")
     if workload == "W4":
-        par = med.get("raytrader parallel (2 workers)")
-        for impl, t in med.items():
-            if par and t and not impl.startswith("raytrader"):
-                console.print(f"parallel is {t / par:.2f}x faster than {impl}")
+        for name, par in med.items():
+            for impl, t in med.items():
+                if name.startswith("raytrader") and par and t and not impl.startswith("raytrader"):
+                    console.print(f"{name} is {t / par:.2f}x faster than {impl}")
         console.print("naive Tune: its trials are timed and the time scaled to 500 trials; "
                       "Ray rows' peak RSS is the driver's only")  # fmt: skip
 

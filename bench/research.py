@@ -8,7 +8,7 @@
   numpy (final return only, another RNG: comparable within sampling error). Value: the final
   return of every path.
 - W4: 500 TPE trials (seed 0) maximizing the mean Sharpe of SMA crossover over W2's 100
-  symbols x 2,520 bars: raytrader's batched ask/tell on 2 warm workers, plain in-process
+  symbols x 2,520 bars: raytrader's batched ask/tell on 2 (or 1) warm workers, plain in-process
   Optuna calling the same evaluator one set per trial, and naive Ray Tune (one trial per
   set, OptunaSearch, 24 trials timed and the time scaled to 500). Value: best Sharpe found.
 """
@@ -113,15 +113,19 @@ def _w4_setup() -> tuple[Any, Any]:
     return w2_panel(), _sim_config()
 
 
-def w4_parallel() -> Callable[[], np.ndarray]:
-    """raytrader optimize's engine on 2 warm worker actors (in-memory study)."""
+def w4_parallel(workers: int = 2) -> Callable[[], np.ndarray]:
+    """raytrader optimize's engine on warm worker actors (in-memory study).
+
+    On 2 cores the driver's TPE sampling is itself a CPU-bound process: 1 worker plus the
+    sampling driver fills the 2 cores without oversubscribing them.
+    """
     from optimization.search import run_optimize
     from optimization.specs import OptimizeSpec
     from optimization.workers import WorkerPool
 
     _ray()
     panel, cfg = _w4_setup()
-    pool = WorkerPool("sma_crossover", panel, cfg, 2)
+    pool = WorkerPool("sma_crossover", panel, cfg, workers)
     spec = OptimizeSpec(strategy="sma_crossover", sim=cfg, trials=W4_TRIALS, seed=0)
 
     def run() -> np.ndarray:
@@ -216,6 +220,7 @@ RESEARCH_WORKLOADS: dict[str, dict[str, Callable[[], Callable[[], Any]]]] = {
     },
     "W4": {
         "raytrader parallel (2 workers)": w4_parallel,
+        "raytrader parallel (1 worker + sampler)": lambda: w4_parallel(1),
         "optuna in-process": w4_inprocess,
         f"naive Ray Tune ({W4_NAIVE} trials, x{W4_TRIALS / W4_NAIVE:.2f})": w4_naive_tune,
     },
