@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.common import FEED, ActorShell, Handles, open_journal, pack, unpack
+from actors.common import FEED, ActorShell, Handles, open_journal, pack, unpack, warm_up
 from actors.retry import call_sync
 from core.events import (
     BarSlice,
@@ -76,6 +76,7 @@ class Broker(ActorShell):
         self._actor = Handles()
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._fill_commit_ns: dict[int, int] = {}
+        warm_up(config.strategies)
         self._rebuild()
 
     # ------------------------------------------------------------------ restart
@@ -110,7 +111,7 @@ class Broker(ActorShell):
             raise
 
     # ------------------------------------------------------------------ the bar
-    async def on_bar(self, bar: BarSlice | bytes) -> bytes:
+    def on_bar(self, bar: BarSlice | bytes) -> bytes:
         """Docs/live.md step 2 for every sub-account; idempotent per bar.
 
         Returns, packed (``actors.common.unpack``), ``{"report": BarReport, "fill_counts":
@@ -155,7 +156,7 @@ class Broker(ActorShell):
 
     # ------------------------------------------------------------------ orders
     @ray.method(max_task_retries=0)
-    async def submit(self, orders: list[OrderIntent] | bytes) -> bytes:
+    def submit(self, orders: list[OrderIntent] | bytes) -> bytes:
         """Accept approved orders (``fill=close`` accounts fill now, at the last bar's close).
 
         Every new id needs an approving verdict in the journal with the same strategy,
@@ -189,7 +190,7 @@ class Broker(ActorShell):
         return pack({"events": events, "fills": fills})
 
     @ray.method(max_task_retries=0)
-    async def cancel(
+    def cancel(
         self,
         ids: list[str] | None = None,
         scope: str | None = None,
@@ -210,38 +211,38 @@ class Broker(ActorShell):
         """Fills applied per sub-account so far."""
         return {sid: self._engine.ledger(sid).n_fills for sid in self._engine.strategies}
 
-    async def fill_counts(self) -> dict[str, int]:
+    def fill_counts(self) -> dict[str, int]:
         """Fills applied per sub-account so far."""
         return self.fill_counts_now()
 
-    async def last_bar(self) -> int | None:
+    def last_bar(self) -> int | None:
         """The last bar processed (None before the first)."""
         return self._engine.last_bar_index
 
-    async def account(self, strategy_id: str) -> dict[str, Any]:
+    def account(self, strategy_id: str) -> dict[str, Any]:
         """One sub-account's ledger snapshot (cash, equity, positions, pnl, commission)."""
         return self._engine.ledger(strategy_id).snapshot()
 
-    async def accounts(self) -> dict[str, dict[str, Any]]:
+    def accounts(self) -> dict[str, dict[str, Any]]:
         """Every sub-account's ledger snapshot."""
         return {sid: self._engine.ledger(sid).snapshot() for sid in self._engine.strategies}
 
-    async def positions(self) -> dict[str, dict[str, float]]:
+    def positions(self) -> dict[str, dict[str, float]]:
         """Signed shares per strategy and symbol (flat symbols left out)."""
         return {sid: self._engine.ledger(sid).positions() for sid in self._engine.strategies}
 
-    async def open_orders(self, strategy_id: str | None = None) -> list[dict[str, Any]]:
+    def open_orders(self, strategy_id: str | None = None) -> list[dict[str, Any]]:
         """Open orders, as plain dicts."""
         return [o.model_dump(mode="json") for o in self._engine.open_orders(strategy_id)]
 
-    async def trades(self, strategy_id: str) -> list[dict[str, Any]]:
+    def trades(self, strategy_id: str) -> list[dict[str, Any]]:
         """A sub-account's trades as ``raytrader backtest --json`` prints them."""
         return self._engine.ledger(strategy_id).trades()
 
-    async def rejected_orders(self, strategy_id: str) -> list[dict[str, Any]]:
+    def rejected_orders(self, strategy_id: str) -> list[dict[str, Any]]:
         """A sub-account's rejected orders as ``raytrader backtest --json`` prints them."""
         return self._engine.ledger(strategy_id).rejected_orders()
 
-    async def timings(self) -> dict[int, int]:
+    def timings(self) -> dict[int, int]:
         """Bar index -> wall ns when its first fill was committed (benchmarks)."""
         return dict(self._fill_commit_ns)

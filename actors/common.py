@@ -6,8 +6,10 @@ without importing each other.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from core.journal import Journal
@@ -26,7 +28,10 @@ __all__ = [
     "open_journal",
     "pack",
     "unpack",
+    "warm_up",
 ]
+
+log = logging.getLogger("raytrader.actors")
 
 NAMESPACE: Final = "raytrader"
 FEED: Final = "feed"
@@ -62,6 +67,29 @@ def unpack(value: Any) -> Any:
     return pickle.loads(value) if isinstance(value, bytes) else value
 
 
+def warm_up(strategies: Sequence[Any], max_bars: int = 300) -> None:
+    """Run each strategy config for a few synthetic bars through a throwaway runner and paper
+    engine, so numba loads its compiled kernels (about a second per process on a small
+    machine) during start-up instead of while the first live bars wait. Failures are only
+    logged: the real run reports them where they belong."""
+    from core.data.synthetic import synthetic_wide
+    from core.panel import WidePanel
+    from strategies.registry import get_strategy
+    from strategies.runner import StrategyRunner, replay_in_process
+
+    for config in strategies:
+        try:
+            strategy = get_strategy(config.strategy)(**config.params)
+            n = min(max(3 * strategy.lookback, 64), max_bars)
+            p = synthetic_wide(len(config.symbols), n, seed=1)
+            panel = WidePanel(p.timestamps, tuple(config.symbols), p.open, p.high, p.low,
+                              p.close, p.volume)  # fmt: skip
+            runner = StrategyRunner(strategy, config.id, config.symbols, config.sim)
+            replay_in_process(panel, [runner])
+        except Exception as exc:  # the live run will meet it again, and report it
+            log.warning("warm-up of %s failed: %s", config.id, exc)
+
+
 def get_actor(name: str) -> Any:
     """A live actor's handle by name, in the ``raytrader`` namespace."""
     import ray
@@ -86,16 +114,18 @@ class Handles:
 
 class ActorShell:
     """Methods every live actor answers: liveness and the worker pid (fault-injection tests
-    SIGKILL it)."""
+    SIGKILL it). They are plain methods, so an actor whose own methods are plain too (host,
+    broker: nothing to await) is a threaded actor, one call at a time, which costs Ray less
+    per call than an asyncio actor's hand-off to its event loop thread."""
 
-    async def ready(self) -> bool:
+    def ready(self) -> bool:
         """True once ``__init__`` (the rebuild from the journal) has finished."""
         return True
 
-    async def pid(self) -> int:
+    def pid(self) -> int:
         """The worker process id."""
         return os.getpid()
 
-    async def fingerprint(self) -> str:
+    def fingerprint(self) -> str:
         """The run this actor belongs to (``actors.runtime.fingerprint``)."""
         return getattr(self, "_fingerprint", "")

@@ -1,11 +1,12 @@
 """The ``feed`` actor: replays bars through the per-bar protocol, with back-pressure.
 
 A thin shell around ``core.replay.ReplaySource``. For bar t it journals what was quarantined,
-calls ``broker.on_bar``, then ``risk.on_bar`` and every host's ``on_bar`` together (the risk
-actor holds a submit of bar t until its ``on_bar(t)`` ran), and journals ``bar_done(t)`` when
-all have answered; only then does bar t+1 start. A call to an actor that died is sent again
-once it is back (every step is idempotent), for at most ``restart_wait_s``; past that the
-replay stops as FAILED rather than trade around a missing actor.
+calls ``broker.on_bar``, then every host's ``on_bar`` together, then ``risk.on_bar`` once with
+the broker's report and all the hosts' intents, and journals ``bar_done(t)``; only then does
+bar t+1 start. A call to an actor that died is sent again once it is back (every step is
+idempotent), for at most ``restart_wait_s``; past that the replay stops as FAILED rather than
+trade around a missing actor. While risk is down the bar's intents are held or dropped
+(``runtime.on_risk_down``), never sent anywhere else.
 
 ``__init__`` resumes from the journal: the next bar is the one after the last ``bar_done``.
 The replay loop runs while a caller awaits ``run()`` (the driver re-sends ``run`` if the feed
@@ -21,8 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 from actors.common import BROKER, RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
-from actors.retry import call
-from core.events import BarDone, EventKind
+from actors.retry import ActorDownError, call
+from core.events import BarDone, DropReason, EventKind, IntentDropped, OrderFilled, OrderIntent
 from core.panel import WidePanel
 from core.replay import load_source
 from core.run_config import RunConfig
@@ -77,6 +78,8 @@ class DataFeed(ActorShell):
         self._started: float | None = None
         self._emit_ns: dict[int, int] = {}
         self._done_ns: dict[int, int] = {}
+        self._carry: dict[str, list[OrderFilled]] = {}  # close fills for the next bar's hosts
+        self._dropped = 0
 
     # ------------------------------------------------------------------ control
     async def run(self) -> dict[str, Any]:
@@ -144,6 +147,7 @@ class DataFeed(ActorShell):
                 last_emit = time.monotonic()
                 await self._bar(t)
                 self._next = t + 1
+            await self._sync_hosts()
             self._state = FeedState.DONE if self._next >= n else FeedState.STOPPED
         except Exception as exc:
             self._error = f"bar {self._next}: {type(exc).__name__}: {exc}"
@@ -163,21 +167,76 @@ class DataFeed(ActorShell):
         out = unpack(await call(self._actor(BROKER).on_bar, wire, name=BROKER,
                                 restart_wait_s=wait, timeout_s=timeout))  # fmt: skip
         report, counts = out["report"], out["fill_counts"]
-        calls = [call(self._actor(RISK).on_bar, wire, pack(report), name=RISK,
-                      restart_wait_s=wait, timeout_s=timeout)]  # fmt: skip
+        calls = []
         for sid in self._hosts:
             name = host_name(sid)
-            fills = report.fills_for(sid)
+            fills = self._carry.pop(sid, []) + report.fills_for(sid)
             calls.append(call(self._actor(name).on_bar, wire, pack(fills) if fills else (),
                               counts.get(sid), name=name, restart_wait_s=wait,
                               timeout_s=timeout))  # fmt: skip
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        intents = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            intents += unpack(answer["intents"])
+        gated = await self._gate(t, wire, report, intents)
+        for fill in gated["fills"]:  # close fills: the hosts apply them with the next bar
+            self._carry.setdefault(fill.strategy_id, []).append(fill)
         self._journal.append(BarDone(bar_index=t, bar_ts=bar.time), source=SOURCE)
         if len(self._done_ns) < _TIMINGS_KEPT:
             self._done_ns[t] = time.time_ns()
+
+    async def _gate(
+        self, t: int, wire: bytes, report: Any, intents: list[OrderIntent]
+    ) -> dict[str, Any]:
+        """Risk's one call of the bar: marks, then the hosts' intents (docs/live.md steps 3
+        and 5). While risk is down, the bar's intents are held and sent again, the same ids,
+        once it is back (``buffer``, at most ``risk_buffer_limit``), or dropped with an
+        ``intent_dropped`` event (``drop``); the bar's marks always wait for risk."""
+        risk = self._actor(RISK)
+        wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
+        packed = pack(report)
+        if intents:
+            try:
+                return unpack(await call(risk.on_bar, wire, packed, pack(intents), name=RISK,
+                                         restart_wait_s=wait, timeout_s=timeout, retry=False))
+            except ActorDownError as exc:
+                limit = self._runtime.risk_buffer_limit
+                if self._runtime.on_risk_down == "drop":
+                    self._drop(intents, DropReason.RISK_DOWN, str(exc))
+                    intents = []
+                elif len(intents) > limit:
+                    self._drop(intents[limit:], DropReason.BUFFER_FULL, str(exc))
+                    intents = intents[:limit]
+                log.warning("bar %d: risk down, holding %d intents", t, len(intents))
+        args = (wire, packed, pack(intents) if intents else ())
+        return unpack(await call(risk.on_bar, *args, name=RISK, restart_wait_s=wait,
+                                 timeout_s=timeout))  # fmt: skip
+
+    def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
+        """Journal ``intent_dropped`` for intents risk never decided.
+
+        A drop takes the intent's ``decision:<id>`` journal key, so a drop and a risk decision
+        exclude each other: an id risk decided before it died is not dropped, and risk never
+        decides an id already dropped.
+        """
+        events = [IntentDropped(intent=i, why=why, detail=detail) for i in intents]
+        keys = [f"decision:{i.client_order_id}" for i in intents]
+        appended = self._journal.append_many(events, source=SOURCE, dedup_keys=keys)
+        dropped = sum(not a.duplicate for a in appended)
+        self._dropped += dropped
+        log.warning("%d intents dropped (%s)", dropped, why.value)
+
+    async def _sync_hosts(self) -> None:
+        """After the last bar: every host takes the fills it has not seen (the last bar's
+        close fills) from the journal."""
+        wait = self._runtime.restart_wait_s
+        await asyncio.gather(*[
+            call(self._actor(host_name(sid)).sync_fills, name=host_name(sid), restart_wait_s=wait)
+            for sid in self._hosts
+        ])  # fmt: skip
+        self._carry.clear()
 
     # ------------------------------------------------------------------ queries
     async def status(self) -> dict[str, Any]:
@@ -192,6 +251,7 @@ class DataFeed(ActorShell):
             "bars_per_s": done / elapsed if elapsed else None,
             "symbols": len(self._source.symbols), "speed": self._config.feed.speed,
             "quarantined": self._source.quarantine_counts, "error": self._error,
+            "intents_dropped": self._dropped,
             "current_ts": str(ts[min(self._next, n) - 1])[:19] if self._next else None,
         }  # fmt: skip
 

@@ -3,9 +3,9 @@
 Per bar the feed calls ``on_bar(bar, fills, fill_count)``: the host applies its sub-account's
 fills, evaluates the strategy on its whole history (docs/live.md step 4) inside a guard (an
 exception makes this strategy FAILED, traceback journaled, and never touches the others), and
-sends the bar's intents in one call to ``risk.submit``; never anywhere else. When risk is
-down, intents are buffered and retried (``on_risk_down: buffer``, bounded by
-``restart_wait_s`` and ``risk_buffer_limit``) or dropped with an ``intent_dropped`` event.
+answers the bar's intents. The feed hands every host's intents of the bar to the risk actor in
+one call (docs/live.md explains why one call and not one per host); a host never reaches the
+broker, and has no way to.
 
 ``__init__`` is start-up and crash recovery at once: the lifecycle state from the journal,
 the ledger from the journaled fills, the bar history from the feed (docs/live.md "Restarts").
@@ -22,13 +22,20 @@ from typing import Any
 
 import ray
 
-from actors.common import FEED, RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
-from actors.retry import ActorDownError, call, call_sync
+from actors.common import (
+    FEED,
+    ActorShell,
+    Handles,
+    host_name,
+    open_journal,
+    pack,
+    unpack,
+    warm_up,
+)
+from actors.retry import call_sync
 from core.events import (
     BarSlice,
-    DropReason,
     EventKind,
-    IntentDropped,
     OrderFilled,
     OrderIntent,
     StrategyState,
@@ -69,10 +76,10 @@ class StrategyHost(ActorShell):
         self._name = host_name(strategy.id)
         self._runtime = config.runtime
         self._journal = open_journal(journal_path, config.journal.synchronous)
-        self._buffer: dict[str, OrderIntent] = {}
         self._counts: Counter[str] = Counter()
         self._error: str | None = None
         self._traceback: str | None = None
+        warm_up([strategy])
         self._rebuild()
 
     # ------------------------------------------------------------------ restart
@@ -128,31 +135,28 @@ class StrategyHost(ActorShell):
 
     def _fail(self, exc: BaseException) -> None:
         log.error("strategy %s failed: %s", self._sid, exc)
-        self._buffer.clear()
         self._set_state(StrategyState.FAILED, by="system", exc=exc)
 
-    async def pause(self, by: str = "operator") -> dict[str, Any]:
+    def pause(self, by: str = "operator") -> dict[str, Any]:
         """Keep following the bars, send no intents (journaled)."""
         return self._command(StrategyState.PAUSED, by)
 
-    async def resume(self, by: str = "operator") -> dict[str, Any]:
+    def resume(self, by: str = "operator") -> dict[str, Any]:
         """Send intents again after a pause (journaled)."""
         return self._command(StrategyState.RUNNING, by)
 
-    async def stop(self, by: str = "operator") -> dict[str, Any]:
+    def stop(self, by: str = "operator") -> dict[str, Any]:
         """Stop for good: no more evaluation or intents; positions stay (journaled)."""
         return self._command(StrategyState.STOPPED, by)
 
     def _command(self, new: StrategyState, by: str) -> dict[str, Any]:
         old = self._state
         self._set_state(new, by=by)
-        if new is not StrategyState.RUNNING:
-            self._buffer.clear()
         return {"id": self._sid, "old": old.value, "state": new.value, "by": by}
 
     # ------------------------------------------------------------------ the bar
     @ray.method(max_task_retries=0)  # a resend is ours, with the same ids
-    async def on_bar(
+    def on_bar(
         self,
         bar: BarSlice | bytes,
         fills: list[OrderFilled] | bytes = (),  # type: ignore[assignment]
@@ -160,7 +164,10 @@ class StrategyHost(ActorShell):
     ) -> dict[str, Any]:
         """Docs/live.md step 4 for this strategy; idempotent for the last bar handled.
 
-        ``bar`` and ``fills`` may come packed (``actors.common.pack``).
+        Applies ``fills`` (this bar's, and the previous bar's close fills), evaluates the
+        strategy and answers the bar's intents (packed) for the feed to deliver to risk in
+        the bar's one ``risk.on_bar`` call. A PAUSED strategy answers none; ``bar`` and
+        ``fills`` may come packed (``actors.common.pack``).
         """
         bar, fills = unpack(bar), list(unpack(fills))
         runner = self._runner
@@ -172,98 +179,59 @@ class StrategyHost(ActorShell):
         if fill_count is not None and runner.ledger.n_fills < fill_count:
             self._reconcile(bar.index)
         if not evaluates(self._state):
-            return self._answer(0)
+            return self._answer([])
         try:
             intents = runner.on_bar(bar, fills)
         except BarOrderError:
             raise
         except Exception as exc:  # strategy code, guarded: this strategy only
             self._fail(exc)
-            return self._answer(0)
+            return self._answer([])
         self._counts["intents"] += len(intents)
         if self._state is StrategyState.PAUSED:
             self._counts["discarded_paused"] += len(intents)
-            return self._answer(len(intents))
-        pending = {**self._buffer, **{i.client_order_id: i for i in intents}}
-        if pending:
-            await self._send(list(pending.values()))
-        return self._answer(len(intents))
+            return self._answer([])
+        return self._answer(intents)
 
-    def _answer(self, n_intents: int) -> dict[str, Any]:
-        return {"state": self._state.value, "intents": n_intents, "buffered": len(self._buffer)}
+    def _answer(self, intents: list[OrderIntent]) -> dict[str, Any]:
+        return {"state": self._state.value, "intents": pack(intents) if intents else ()}
 
-    def _reconcile(self, bar_index: int) -> None:
-        """Apply journaled fills this host never received (idempotent by fill id)."""
-        missing = [f for f in self._journal.fills(strategy=self._sid) if f.bar_index <= bar_index
+    def sync_fills(self) -> int:
+        """Take every journaled fill of this strategy not applied yet (after the last bar:
+        its close fills); returns the ledger's fill count."""
+        self._reconcile(None)
+        return self._runner.ledger.n_fills
+
+    def _reconcile(self, bar_index: int | None) -> None:
+        """Apply journaled fills (through ``bar_index``) this host never received."""
+        last = bar_index if bar_index is not None else float("inf")
+        missing = [f for f in self._journal.fills(strategy=self._sid) if f.bar_index <= last
                    and not self._runner.ledger.applied(f.fill_id)]  # fmt: skip
         if missing:
             log.warning("%s: %d fills taken from the journal", self._name, len(missing))
             self._runner.apply_fills(missing)
             self._counts["fills_reconciled"] += len(missing)
 
-    async def _send(self, intents: list[OrderIntent]) -> None:
-        """One call to risk; while risk is down, buffer (and wait) or drop, never bypass."""
-        buffering = self._runtime.on_risk_down == "buffer"
-        try:
-            result = await call(
-                self._actor(RISK).submit, pack(intents), name=RISK, retry=buffering,
-                restart_wait_s=self._runtime.restart_wait_s, timeout_s=self._runtime.call_timeout_s,
-            )  # fmt: skip
-        except ActorDownError as exc:
-            if buffering:
-                self._keep(intents, str(exc))
-            else:
-                self._drop(intents, DropReason.RISK_DOWN, str(exc))
-            return
-        self._buffer.clear()
-        self._counts["sent"] += len(intents)
-        self._runner.apply_fills(unpack(result)["fills"])
-
-    def _keep(self, intents: list[OrderIntent], detail: str) -> None:
-        """Buffer intents for the next bar, up to ``risk_buffer_limit``; the rest are dropped."""
-        room = self._runtime.risk_buffer_limit
-        kept = intents[:room]
-        self._buffer = {i.client_order_id: i for i in kept}
-        if len(intents) > room:
-            self._drop(intents[room:], DropReason.BUFFER_FULL, detail)
-        log.warning("%s: risk down, %d intents buffered", self._name, len(kept))
-
-    def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
-        """Journal ``intent_dropped`` for intents risk never decided.
-
-        The drop takes the intent's ``decision:<id>`` journal key, so a drop and a risk
-        decision exclude each other: an id risk decided (before dying) is not dropped, and
-        risk never decides an id already dropped.
-        """
-        events = [IntentDropped(intent=i, why=why, detail=detail) for i in intents]
-        keys = [f"decision:{i.client_order_id}" for i in intents]
-        appended = self._journal.append_many(events, source=self._name, dedup_keys=keys)
-        dropped = sum(not a.duplicate for a in appended)
-        self._counts["dropped"] += dropped
-        for intent in intents:
-            self._buffer.pop(intent.client_order_id, None)
-        log.warning("%s: %d intents dropped (%s)", self._name, dropped, why.value)
-
     # ------------------------------------------------------------------ queries
-    async def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """State (with the error and traceback of a failure), counts and the ledger."""
         cfg = self._cfg
         return {
             "id": self._sid, "strategy": cfg.strategy, "params": self._runner.strategy.params,
             "symbols": list(cfg.symbols), "state": self._state.value, "error": self._error,
             "traceback": self._traceback, "last_bar": self._runner.last_bar_index,
-            "counts": dict(self._counts), "buffered": len(self._buffer),
+            "counts": dict(self._counts),
             "ledger": self._runner.ledger.snapshot(),
         }  # fmt: skip
 
-    async def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """The runner's snapshot: carried targets, history length, ledger."""
         return self._runner.snapshot()
 
-    async def trades(self) -> list[dict[str, Any]]:
+    def trades(self) -> list[dict[str, Any]]:
         """Trades as this host's ledger sees them (backtest JSON form)."""
         return self._runner.ledger.trades()
 
-    async def fill_count(self) -> int:
+    def fill_count(self) -> int:
         """Fills this host's ledger has applied."""
         return self._runner.ledger.n_fills

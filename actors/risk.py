@@ -1,16 +1,18 @@
 """The ``risk`` actor: a thin shell around ``core.risk.RiskEngine``, the only way to the broker.
 
-Per bar the feed calls ``on_bar`` (marks, breakers, stale-data clocks); hosts call ``submit``
-with their intents. Every verdict is journaled before anything is forwarded, and only this
-actor calls ``broker.submit``. ``kill`` / ``resume`` / ``set_limits`` are the operator's
-commands; a kill is journaled, its cancellations and flatten orders are done at the broker, all
-before it answers. Everything the engine knows is rebuilt from the journal in ``__init__``
-(no restart resets a halt, a day-start equity, a peak or a decided verdict), and the positions
-and open orders of ``RiskBook`` from the broker's journaled events.
+Per bar the feed calls ``on_bar`` once with the bar, the broker's report and the intents every
+host answered: marks, breakers and stale-data clocks first, then the gate. Every verdict is
+journaled before anything is forwarded, and only this actor calls ``broker.submit``.
+``kill`` / ``resume`` / ``set_limits`` are the operator's commands; a kill is journaled, its
+cancellations and flatten orders are done at the broker, all before it answers. Everything
+the engine knows is rebuilt from the journal in ``__init__`` (no restart resets a halt, a
+day-start equity, a peak or a decided verdict), and the positions and open orders of
+``RiskBook`` from the broker's journaled events.
 
 The actor is async: ``state``/``kill`` are answered while a bar is in flight. An
 ``asyncio.Lock`` makes "decide, journal, forward" one step that a kill cannot split, so an order
-approved before a kill is at the broker (and canceled by it) before the kill returns.
+approved before a kill is at the broker (and canceled by it) before the kill returns, and
+every intent decided after the kill is decided under it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import ray
 from pydantic import BaseModel
 
 from actors.broker import BROKER_KINDS, is_not_approved
-from actors.common import BROKER, FEED, ActorShell, Handles, open_journal, pack, unpack
+from actors.common import BROKER, FEED, ActorShell, Handles, open_journal, pack, unpack, warm_up
 from actors.retry import call, call_sync
 from core.events import (
     BarSlice,
@@ -65,7 +67,7 @@ class Risk(ActorShell):
         self._timeout_s = config.runtime.call_timeout_s
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
-        self._bar_seen = asyncio.Event()
+        warm_up(config.strategies, max_bars=64)
         self._rebuild(fetch_prices=True)
 
     # ------------------------------------------------------------------ restart
@@ -90,9 +92,6 @@ class Risk(ActorShell):
                 book.mark(closes)
         self._book = book
         self._pending_closed: list[tuple[str, float]] = []
-        # Submits of a bar wait for its on_bar; bars the broker processed before a restart
-        # do not wait (their on_bar may have happened before the crash).
-        self._gate_bar = -1 if last is None else self._last_bar[0]  # type: ignore[index]
 
     def _append(self, events: Sequence[BaseModel]) -> list[Any]:
         """Journal engine events before answering; on failure rebuild the engine and raise."""
@@ -105,13 +104,23 @@ class Risk(ActorShell):
             raise
 
     # ------------------------------------------------------------------ per bar
-    async def on_bar(self, bar: BarSlice | bytes, report: BarReport | bytes) -> dict[str, Any]:
-        """Docs/live.md step 3: marks, equity, loss streaks, stale clocks, breaker trips.
+    @ray.method(max_task_retries=0)
+    async def on_bar(
+        self,
+        bar: BarSlice | bytes,
+        report: BarReport | bytes,
+        intents: list[OrderIntent] | bytes = (),  # type: ignore[assignment]
+    ) -> bytes:
+        """Docs/live.md steps 3 and 5 for bar t, in that order: marks, equity, loss streaks,
+        stale clocks and breaker trips; then the gate for the bar's intents of every host
+        (decide, journal, one ``broker.submit`` for all approved orders).
 
-        Idempotent per bar (the engine ignores a bar it handled). Returns the journaled
-        events' kinds and the global state.
+        Idempotent: the engine ignores a bar it handled, a decided id gets its journaled
+        verdict and is forwarded again (the broker creates nothing twice). Returns, packed,
+        ``{"events": kinds journaled, "state": global state, "verdicts": [...], "fills":
+        [...]}`` (fills made now, ``fill=close``, and earlier fills of resent ids).
         """
-        bar, report = unpack(bar), unpack(report)
+        bar, report, intents = unpack(bar), unpack(report), list(unpack(intents))
         closed = self._pending_closed + self._book.apply_all(report.events)
         prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}
         self._book.mark(prices)
@@ -121,43 +130,29 @@ class Risk(ActorShell):
         self._append(events)
         self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
-        if bar.index > self._gate_bar:
-            self._gate_bar = bar.index
-            self._bar_seen.set()
-        return {"events": [type(e).__name__ for e in events], "state": self._global_state()}
-
-    async def _wait_for_bar(self, bar_index: int) -> None:
-        """Hold a submit of bar t until ``on_bar(t)`` has run (the feed sends both at once)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout_s
-        while self._gate_bar < bar_index:
-            left = deadline - loop.time()
-            if left <= 0:
-                log.warning("submit of bar %d decided without its on_bar", bar_index)
-                return
-            self._bar_seen.clear()
-            try:
-                await asyncio.wait_for(self._bar_seen.wait(), left)
-            except TimeoutError:
-                continue
+        verdicts: list[RiskVerdict] = []
+        fills: list[Any] = []
+        if intents:
+            async with self._lock:
+                verdicts, fills = await self._decide_and_forward(intents, bar.time)
+        return pack({
+            "events": [type(e).__name__ for e in events], "state": self._global_state(),
+            "verdicts": verdicts, "fills": fills,
+        })  # fmt: skip
 
     # ------------------------------------------------------------------ the gate
     @ray.method(max_task_retries=0)
     async def submit(self, intents: list[OrderIntent] | bytes) -> bytes:
-        """Docs/live.md step 5: decide, journal, forward the approved orders to the broker.
-
-        Idempotent by ``client_order_id``: a decided id gets its journaled verdict and is
-        forwarded again (the broker creates nothing twice). An id a host journaled as dropped
-        is never decided. Returns, packed, ``{"verdicts": [...], "fills": [...]}`` (fills
-        made now, ``fill=close``, and earlier fills of resubmitted ids).
+        """Decide, journal and forward intents outside the bar cycle (the per-bar path is
+        ``on_bar``); idempotent by ``client_order_id`` like it. Returns, packed,
+        ``{"verdicts": [...], "fills": [...]}``.
         """
-        intents = unpack(intents)
+        intents = list(unpack(intents))
         if not intents:
             return pack({"verdicts": [], "fills": []})
-        await self._wait_for_bar(max(i.bar_index for i in intents))
         async with self._lock:
             now = max(i.bar_ts for i in intents)
-            verdicts, fills = await self._decide_and_forward(list(intents), now)
+            verdicts, fills = await self._decide_and_forward(intents, now)
         return pack({"verdicts": verdicts, "fills": fills})
 
     async def _decide_and_forward(

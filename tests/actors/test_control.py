@@ -31,24 +31,25 @@ FILES = [DATA / "ORCL.csv", DATA / "NVDA.csv"]
 WINDOW = {"start": "2002-01-01", "end": "2002-12-31"}
 FLIP = {"id": "flip", "strategy": "tests.kit.live:Flipper", "params": {"period": 2},
         "symbols": ["ORCL", "NVDA"], "sim": {"size_pct": 0.45}}  # fmt: skip
-FLIP_CLOSE = {**FLIP, "id": "flip-close", "sim": {"fill": "close", "size_pct": 0.45}}
+HOLD = {**FLIP, "id": "hold", "params": {"period": 1000}}  # long from the first bar on
+HOLD_CLOSE = {**HOLD, "id": "hold-close", "sim": {"fill": "close", "size_pct": 0.45}}
 
 
 @pytest.mark.timeout(180)
 def test_a_kill_with_flatten_is_in_force_before_it_returns(live, tmp_path) -> None:
     from actors.runtime import start
 
-    cfg = config([FLIP, FLIP_CLOSE], FILES, tmp_path / "journal.sqlite", data=WINDOW)
+    cfg = config([FLIP, HOLD, HOLD_CLOSE], FILES, tmp_path / "journal.sqlite", data=WINDOW)
     topo = start(cfg)
     topo.feed.start.remote()
     wait_for_bar(topo, 60)
     out = live.get(topo.risk.kill.remote("global", "halt", True, "test-operator"))
     assert out["state"] == "halted" and out["by"] == "test-operator"
-    assert out["flatten_orders"]  # both strategies hold positions every other bar
+    assert len(out["flatten_orders"]) >= 4  # hold and hold-close are long ORCL and NVDA
     status = topo.run()
     assert status["state"] == "done"
     positions = live.get(topo.broker.positions.remote())
-    assert positions == {"flip": {}, "flip-close": {}}  # flattened, nothing bought since
+    assert positions == {"flip": {}, "hold": {}, "hold-close": {}}  # flat, nothing bought since
     with Journal(topo.journal_path, readonly=True) as journal:
         kill = journal.last(EventKind.KILL_SWITCH_ENGAGED)
         assert kill is not None and kill.event.by == "test-operator"  # type: ignore[attr-defined]
