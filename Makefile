@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/raytrader backtest --data data/ORCL.csv --strategy sma_crossover -p fast=10 -p slow=30 --size-pct 0.95 --commission-bps 10 --stop-loss-pct 5
+	$(BIN)/raytrader demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -115,3 +115,16 @@ def test_unknown_symbols_name_the_strategy_and_the_symbol() -> None:
 def test_the_examples_load(name) -> None:
     cfg = load_run_config(REPO / "examples" / name)
     assert all(Path(p).is_file() for p in cfg.feed.data.paths)
+
+
+def test_the_readme_example_config_is_valid(tmp_path) -> None:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Live trading (paper)"):]
+    block = section[section.index("```yaml") + len("```yaml"):]
+    (tmp_path / "examples").mkdir()
+    file = tmp_path / "examples" / "readme.yaml"
+    file.write_text(block[: block.index("```")])
+    cfg = load_run_config(file)
+    assert cfg.strategies[0].id == "sma-orcl"
+    assert cfg.feed.data.paths == [str(tmp_path / "data" / "ORCL.csv")]
+    assert cfg.risk.for_strategy("sma-orcl").max_consecutive_losses == 4
