@@ -1,0 +1,181 @@
+"""``python -m bench.live``: W5, the live path through the actors beside the same replay
+without Ray. Prints figures; asserts nothing.
+
+Workload: 50 synthetic daily symbols (seeded GBM), ``--bars`` bars, 10 strategy hosts; host k
+runs ``sma_crossover(fast=5, slow=20)`` on symbols ``SYN{5k}..SYN{5k+4}`` (5 each, disjoint) with
+``fill=close`` and ``size_pct=0.19`` (five symbols at weight 1 hold 95% of its cash), 100,000
+cash each. Every bar goes feed -> broker.on_bar -> 10 x host.on_bar -> risk.on_bar (marks,
+then the gate for every host's intents) -> broker.submit -> bar_done, journaled (docs/live.md).
+
+Latency, defined: **bar-to-journaled-fill** is, for each bar t on which some order filled,
+the wall time from the feed emitting bar t (just before it calls ``broker.on_bar``) to the
+broker's journal commit of bar t's first fill; with ``fill=close`` the order decided on bar t's
+close fills in bar t, so the figure covers the whole decision path (host evaluation, risk
+gate, broker fill, journal). **Bar cycle** is emission to the ``bar_done`` commit, every bar.
+
+References from the same run: ``replay_in_process`` (runners and one ``PaperEngine``, one
+process, no journal), and the same loop appending the journal rows the actors write (broker
+events and marks, verdicts, ``bar_done``) so the overhead of Ray itself is separated from the
+journal's. The overhead ratio is time per bar through the actors / time per bar in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.run_config import RunConfig, parse_run_config
+
+HOSTS = 10
+PER_HOST = 5
+
+
+def w5_config(bars: int, hosts: int = HOSTS, per_host: int = PER_HOST) -> RunConfig:
+    """The W5 run: ``hosts`` SMA hosts on disjoint groups of ``per_host`` synthetic symbols."""
+    strategies = [
+        {"id": f"sma-{k}", "strategy": "sma_crossover", "params": {"fast": 5, "slow": 20},
+         "symbols": [f"SYN{j:03d}" for j in range(k * per_host, (k + 1) * per_host)],
+         "sim": {"fill": "close", "size_pct": 0.19}}
+        for k in range(hosts)
+    ]  # fmt: skip
+    data = {"synthetic_symbols": hosts * per_host, "synthetic_bars": bars, "seed": 5}
+    return parse_run_config({"strategies": strategies, "feed": {"data": data}})
+
+
+def _runners(config: RunConfig) -> list[Any]:
+    from strategies.registry import get_strategy
+    from strategies.runner import StrategyRunner
+
+    return [
+        StrategyRunner(get_strategy(s.strategy)(**s.params), s.id, s.symbols, s.sim)
+        for s in config.strategies
+    ]
+
+
+def in_process(config: RunConfig, panel: Any, journal_dir: Path | None) -> dict[str, Any]:
+    """``replay_in_process``'s loop, timed per bar; with ``journal_dir`` it also journals."""
+    from core.events import BarDone, Decision, RiskVerdict
+    from core.journal import Journal
+    from core.paper import PaperEngine, bar_slice
+
+    engine, runners = PaperEngine(), _runners(config)
+    for r in runners:
+        engine.open_account(r.strategy_id, r.symbols, r.config)
+    journal = None if journal_dir is None else Journal(journal_dir / "ref.sqlite",
+                                                       wal_autocheckpoint=0)  # fmt: skip
+    cycle, to_fill = [], []
+    start = time.perf_counter()
+    for t in range(panel.n_bars):
+        t0 = time.perf_counter()
+        bar = bar_slice(panel, t)
+        report = engine.on_bar(bar)
+        if journal is not None:
+            journal.append_many([*report.events, report.processed()], source="broker")
+        first_fill = None
+        for runner in runners:
+            intents = runner.on_bar(bar, report.fills_for(runner.strategy_id))
+            if not intents:
+                continue
+            if journal is not None:
+                journal.append_many([RiskVerdict(
+                    client_order_id=i.client_order_id, strategy_id=i.strategy_id,
+                    symbol=i.symbol, decision=Decision.APPROVED, requested_qty=i.qty,
+                    approved_qty=i.qty, bar_index=t,
+                ) for i in intents], source="risk")  # fmt: skip
+            submitted = engine.submit(intents, bar)
+            if journal is not None:
+                journal.append_many(submitted.events, source="broker")
+            if submitted.fills and first_fill is None:
+                first_fill = time.perf_counter() - t0
+            runner.apply_fills(submitted.fills)
+        if journal is not None:
+            journal.append(BarDone(bar_index=t, bar_ts=bar.time), source="feed")
+        cycle.append(time.perf_counter() - t0)
+        if first_fill is not None:
+            to_fill.append(first_fill)
+    elapsed = time.perf_counter() - start
+    if journal is not None:
+        journal.close()
+    equity = sum(engine.equity(r.strategy_id) for r in runners)
+    return {"elapsed": elapsed, "cycle": cycle, "to_fill": to_fill, "equity": equity}
+
+
+def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
+    """The same replay through the actors; latencies from the feed's and broker's clocks."""
+    import ray
+
+    from actors.runtime import start
+
+    topo = start(config, str(journal_dir / "actors.sqlite"))
+    try:
+        status = topo.run()
+        emit = ray.get(topo.feed.timings.remote())
+        fills = ray.get(topo.broker.timings.remote())
+        accounts = ray.get(topo.broker.accounts.remote())
+    finally:
+        topo.stop()
+    cycle = [(emit["done"][t] - emit["emit"][t]) / 1e9 for t in emit["done"]]
+    to_fill = [(ns - emit["emit"][t]) / 1e9 for t, ns in fills.items() if t in emit["emit"]]
+    equity = sum(a["equity"] for a in accounts.values())
+    return {"elapsed": status["elapsed_s"], "cycle": cycle, "to_fill": to_fill, "equity": equity,
+            "state": status["state"]}  # fmt: skip
+
+
+def _row(name: str, res: dict[str, Any], n_bars: int, n_symbols: int) -> list[str]:
+    def pct(xs: list[float], q: float) -> str:
+        return f"{np.percentile(xs, q) * 1e3:,.2f}" if xs else "-"
+
+    per_bar = res["elapsed"] / n_bars
+    return [
+        name, f"{res['elapsed']:,.2f}", f"{per_bar * 1e3:,.2f}",
+        f"{n_bars * n_symbols / res['elapsed']:,.0f}", pct(res["to_fill"], 50),
+        pct(res["to_fill"], 99), str(len(res["to_fill"])), pct(res["cycle"], 50),
+        pct(res["cycle"], 99), f"{res['equity']:,.2f}",
+    ]  # fmt: skip
+
+
+def main() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from actors.runtime import connect
+    from core.replay import load_source
+
+    parser = argparse.ArgumentParser(prog="python -m bench.live")
+    parser.add_argument("--bars", type=int, default=1000)
+    parser.add_argument("--hosts", type=int, default=HOSTS)
+    args = parser.parse_args()
+    config = w5_config(args.bars, args.hosts)
+    panel = load_source(config.feed.data).panel
+    console = Console(width=160)
+    console.print(__doc__.split("\n\n")[1])
+    connect()
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = in_process(config, panel, None)
+        ref_j = in_process(config, panel, Path(tmp))
+        actors = through_actors(config, Path(tmp))
+    n, m = panel.n_bars, panel.n_symbols
+    table = Table(title=f"W5: {args.hosts} hosts x {PER_HOST} symbols, {n:,} bars ({n * m:,} "
+                        "symbol-bars), fill=close")  # fmt: skip
+    for col in ("implementation", "total s", "ms/bar", "symbol-bars/s", "to fill p50 ms",
+                "to fill p99 ms", "bars w/ fills", "cycle p50 ms", "cycle p99 ms",
+                "final equity"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "implementation" else "right")
+    table.add_row(*_row("one process, no journal (replay_in_process)", ref, n, m))
+    table.add_row(*_row("one process + the same journal rows", ref_j, n, m))
+    table.add_row(*_row(f"actors ({actors['state']})", actors, n, m))
+    console.print(table)
+    console.print(
+        f"actor-system overhead: {actors['elapsed'] / ref['elapsed']:.1f}x the one-process "
+        f"replay, {actors['elapsed'] / ref_j['elapsed']:.1f}x with its journal; targets: "
+        "p99 bar-to-fill < 10 ms, >= 5,000 symbol-bars/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
