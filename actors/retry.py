@@ -19,7 +19,14 @@ from typing import Any
 
 from core.errors import RaytraderError
 
-__all__ = ["ActorDownError", "CallTimeoutError", "actor_errors", "call", "call_sync"]
+__all__ = [
+    "ActorDownError",
+    "CallTimeoutError",
+    "actor_errors",
+    "call",
+    "call_all_sync",
+    "call_sync",
+]
 
 _FIRST_PAUSE_S = 0.05
 _MAX_PAUSE_S = 1.0
@@ -114,8 +121,9 @@ def call_sync(
     restart_wait_s: float,
     timeout_s: float | None = None,
     name: str | None = None,
+    retry: bool = True,
 ) -> Any:
-    """``call`` for plain (driver or sync) code: ``ray.get`` with the same retry rules."""
+    """``call`` for plain (driver or threaded-actor) code: ``ray.get``, same retry rules."""
     import ray
     from ray.exceptions import GetTimeoutError
 
@@ -129,9 +137,46 @@ def call_sync(
             return ray.get(ref, timeout=timeout_s)
         except errors as exc:
             waited = time.monotonic() - start
-            if waited >= restart_wait_s:
+            if not retry or waited >= restart_wait_s:
                 raise ActorDownError(actor, waited, exc) from exc
             time.sleep(min(_pause(attempt), max(restart_wait_s - waited, 0.0)))
             attempt += 1
         except GetTimeoutError:
             raise CallTimeoutError(actor, method_name, timeout_s or 0.0) from None
+
+
+def call_all_sync(
+    calls: list[tuple[Any, tuple[Any, ...], str]],
+    *,
+    restart_wait_s: float,
+    timeout_s: float | None = None,
+) -> list[Any]:
+    """Send every ``(method, args, name)`` at once and wait for all (one ``ray.wait``, not a
+    ``ray.get`` per call); a call whose actor died is sent again with ``call_sync``'s rules.
+    Answers come in the order of ``calls``; the first application error is raised after all
+    have answered."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    errors = actor_errors()
+    refs = [method.remote(*args) for method, args, _ in calls]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    if len(ready) < len(refs):
+        late = next(n for (_, _, n), r in zip(calls, refs, strict=True) if r not in ready)
+        raise CallTimeoutError(late, "call", timeout_s or 0.0)
+    out: list[Any] = []
+    failed: BaseException | None = None
+    for (method, args, name), ref in zip(calls, refs, strict=True):
+        try:
+            out.append(ray.get(ref))
+        except errors:
+            out.append(call_sync(method, *args, name=name, restart_wait_s=restart_wait_s,
+                                 timeout_s=timeout_s))  # fmt: skip
+        except GetTimeoutError:
+            raise CallTimeoutError(name, "call", timeout_s or 0.0) from None
+        except Exception as exc:  # the method raised: report it once all have answered
+            failed = failed or exc
+            out.append(None)
+    if failed is not None:
+        raise failed
+    return out

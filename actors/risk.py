@@ -33,10 +33,14 @@ from core.events import (
     BarSlice,
     Decision,
     EventKind,
+    FillReason,
     KillMode,
     OrderIntent,
+    RiskReason,
     RiskVerdict,
     Scope,
+    StrategyState,
+    StrategyStateChanged,
 )
 from core.paper import BarReport
 from core.risk import REBUILD_KINDS, RiskEngine, RiskLimits
@@ -92,6 +96,8 @@ class Risk(ActorShell):
                 book.mark(closes)
         self._book = book
         self._pending_closed: list[tuple[str, float]] = []
+        self._strategy_states: dict[str, StrategyState] = {}
+        self._states_seq = 0
 
     def _append(self, events: Sequence[BaseModel]) -> list[Any]:
         """Journal engine events before answering; on failure rebuild the engine and raise."""
@@ -158,9 +164,22 @@ class Risk(ActorShell):
     async def _decide_and_forward(
         self, intents: list[OrderIntent], now: datetime
     ) -> tuple[list[RiskVerdict], list[Any]]:
-        """Check intents, journal the new verdicts, forward what is approved (under the lock)."""
+        """Check intents, journal the new verdicts, forward what is approved (under the lock).
+
+        An intent of a strategy whose host is no longer RUNNING (paused, stopped or failed
+        after answering it) is rejected with ``strategy_not_running``; flatten orders pass.
+        """
         known = {i.client_order_id for i in intents if self._engine.verdict_for(i.client_order_id)}
-        verdicts = self._engine.check(intents, self._book.view(), now)
+        idle = self._not_running({i.strategy_id for i in intents})
+        refused = {
+            i.client_order_id: self._refuse(i, idle[i.strategy_id], now) for i in intents
+            if i.strategy_id in idle and i.client_order_id not in known
+            and i.reason is not FillReason.FLATTEN
+        }  # fmt: skip
+        checked = iter(self._engine.check(
+            [i for i in intents if i.client_order_id not in refused], self._book.view(), now
+        ))  # fmt: skip
+        verdicts = [refused.get(i.client_order_id) or next(checked) for i in intents]
         new = [v for v in verdicts if v.client_order_id not in known]
         appended = self._append(new)
         taken = {v.client_order_id for v, a in zip(new, appended, strict=True) if a.duplicate}
@@ -179,6 +198,33 @@ class Risk(ActorShell):
             self._pending_closed += self._book.apply_all([*result["events"], *result["fills"]])
             fills = result["fills"]
         return [v for v in verdicts if v.client_order_id not in taken], fills
+
+    def _not_running(self, strategy_ids: set[str]) -> dict[str, StrategyState]:
+        """The journaled lifecycle state of those strategies that are not RUNNING (read
+        incrementally: one query per call when nothing changed)."""
+        last = self._journal.last(EventKind.STRATEGY_STATE_CHANGED)
+        if last is not None and last.seq > self._states_seq:
+            for entry in self._journal.read([EventKind.STRATEGY_STATE_CHANGED],
+                                            since_seq=self._states_seq):  # fmt: skip
+                event: StrategyStateChanged = entry.event  # type: ignore[assignment]
+                self._strategy_states[event.strategy_id] = event.new
+            self._states_seq = last.seq
+        return {
+            sid: state for sid in strategy_ids
+            if (state := self._strategy_states.get(sid, StrategyState.RUNNING))
+            is not StrategyState.RUNNING
+        }  # fmt: skip
+
+    def _refuse(self, intent: OrderIntent, state: StrategyState, now: datetime) -> RiskVerdict:
+        verdict = RiskVerdict(
+            client_order_id=intent.client_order_id, strategy_id=intent.strategy_id,
+            symbol=intent.symbol, decision=Decision.REJECTED, requested_qty=intent.qty,
+            approved_qty=0.0, reasons=(RiskReason.STRATEGY_NOT_RUNNING,),
+            detail=f"strategy {intent.strategy_id} is {state.value}", bar_index=intent.bar_index,
+            decided_at=now,
+        )  # fmt: skip
+        self._engine.apply(verdict)
+        return verdict
 
     # ------------------------------------------------------------------ operator commands
     @ray.method(max_task_retries=0)
