@@ -31,6 +31,8 @@ import numpy as np
 
 from core.run_config import RunConfig, parse_run_config
 
+__all__ = ["in_process", "main", "through_actors", "w5_config"]
+
 HOSTS = 10
 PER_HOST = 5
 
