@@ -1,11 +1,12 @@
 """The ``broker`` actor: a thin shell around ``core.paper.PaperEngine`` (paper trading).
 
-Per bar the feed calls ``on_bar``: fills at the open and intrabar stops, marks at the close,
-and the ``bar_processed`` marker, all journaled in one transaction before the answer. Only the
-``risk`` actor calls ``submit``; every order must have an approving verdict in the journal
-(else ``order_rejected`` / ``not_approved``), and an order id seen before creates nothing new.
-A restarted broker rebuilds every sub-account from the journal's broker events and the feed's
-history (docs/live.md, "Restarts"). The Alpaca broker comes later behind the same methods.
+Only the ``risk`` actor calls the broker. Per bar it calls ``step``: the approved orders of
+bar t (``submit``), then bar t+1's fills at the open and intrabar stops, marks at the close and
+the ``bar_processed`` marker (``on_bar``), each journaled in one transaction before the
+answer. Every order must have an approving verdict in the journal (else ``order_rejected`` /
+``not_approved``), and an order id seen before creates nothing new. A restarted broker
+rebuilds every sub-account from the journal's broker events and the feed's history
+(docs/live.md, "Restarts"). The Alpaca broker comes later behind the same methods.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class Broker(ActorShell):
             raise
 
     # ------------------------------------------------------------------ the bar
+    @ray.method(max_task_retries=0)
     def on_bar(self, bar: BarSlice | bytes) -> bytes:
         """Docs/live.md step 2 for every sub-account; idempotent per bar.
 
@@ -118,16 +120,29 @@ class Broker(ActorShell):
         {strategy: fills so far}}``; the counts let each host check that its ledger has every
         fill of its sub-account.
         """
-        bar = unpack(bar)
+        report = self._on_bar(unpack(bar))
+        return pack({"report": report, "fill_counts": self.fill_counts_now()})
+
+    @ray.method(max_task_retries=0)
+    def step(self, orders: list[OrderIntent] | bytes, next_bar: BarSlice | bytes | None) -> bytes:
+        """One bar's end and the next bar's open in one call (risk's per-bar call): ``submit``
+        the approved orders, then ``on_bar(next_bar)`` when one is given. Idempotent like
+        both. Returns, packed, ``submit``'s answer plus ``report`` (None without a next bar)
+        and ``fill_counts``."""
+        out = self._submit(unpack(orders))
+        out["report"] = None if next_bar is None else self._on_bar(unpack(next_bar))
+        out["fill_counts"] = self.fill_counts_now()
+        return pack(out)
+
+    def _on_bar(self, bar: BarSlice) -> BarReport:
         last = self._engine.last_bar_index
         if last is not None and bar.index <= last:
-            report = self._journaled_report(bar.index)
-        else:
-            report = self._engine.on_bar(bar)
-            self._append([*report.events, report.processed()])
-            if report.fills:
-                self._stamp(bar.index)
-        return pack({"report": report, "fill_counts": self.fill_counts_now()})
+            return self._journaled_report(bar.index)
+        report = self._engine.on_bar(bar)
+        self._append([*report.events, report.processed()])
+        if report.fills:
+            self._stamp(bar.index)
+        return report
 
     def _journaled_report(self, t: int) -> BarReport:
         """Bar t's report as journaled (the bar was processed before a restart)."""
@@ -166,7 +181,11 @@ class Broker(ActorShell):
 
         Returns, packed, ``{"events": new events, "fills": fills of every submitted id}``.
         """
-        orders = unpack(orders)
+        return pack(self._submit(unpack(orders)))
+
+    def _submit(self, orders: list[OrderIntent]) -> dict[str, Any]:
+        if not orders:
+            return {"events": [], "fills": []}
         admitted, refused = [], []
         for order in orders:
             known = self._engine.order(order.client_order_id) is not None
@@ -187,7 +206,7 @@ class Broker(ActorShell):
                                                           client_order_id=coid)]  # fmt: skip
         if report.fills:
             self._stamp(report.fills[0].bar_index)
-        return pack({"events": events, "fills": fills})
+        return {"events": events, "fills": fills}
 
     @ray.method(max_task_retries=0)
     def cancel(

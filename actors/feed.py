@@ -1,9 +1,11 @@
 """The ``feed`` actor: replays bars through the per-bar protocol, with back-pressure.
 
-A thin shell around ``core.replay.ReplaySource``. For bar t it journals what was quarantined,
-calls ``broker.on_bar``, then every host's ``on_bar`` together, then ``risk.on_bar`` once with
-the broker's report and all the hosts' intents, and journals ``bar_done(t)``; only then does
-bar t+1 start. A call to an actor that died is sent again once it is back (every step is
+A thin shell around ``core.replay.ReplaySource``. For bar t (already open: the broker
+processed its open and risk its marks) it calls every host's ``on_bar`` together, then
+``risk.close_bar`` once with all the hosts' intents and bar t+1 (validated, its quarantines
+journaled), which risk's one ``broker.step`` closes bar t with and opens bar t+1 with; then
+it journals ``bar_done(t)``; only then do the hosts see bar t+1. The feed never calls the
+broker. A call to an actor that died is sent again once it is back (every step is
 idempotent), for at most ``restart_wait_s``; past that the replay stops as FAILED rather than
 trade around a missing actor. While risk is down the bar's intents are held or dropped
 (``runtime.on_risk_down``), never sent anywhere else.
@@ -24,7 +26,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from actors.common import BROKER, RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
+from actors.common import RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
 from actors.retry import ActorDownError, call_all_sync, call_sync
 from core.events import BarDone, DropReason, EventKind, IntentDropped, OrderFilled, OrderIntent
 from core.panel import WidePanel
@@ -84,6 +86,7 @@ class DataFeed(ActorShell):
         self._emit_ns: dict[int, int] = {}
         self._done_ns: dict[int, int] = {}
         self._carry: dict[str, list[OrderFilled]] = {}  # close fills for the next bar's hosts
+        self._opened: tuple[int, Any, bytes, Any, dict[str, int]] | None = None  # bar t, open
         self._dropped = 0
 
     # ------------------------------------------------------------------ control
@@ -157,7 +160,7 @@ class DataFeed(ActorShell):
                 if delay and last_emit is not None:
                     time.sleep(max(0.0, last_emit + delay - time.monotonic()))
                 last_emit = time.monotonic()
-                self._bar(t)
+                self._bar(t, chain=speed == "max")
                 self._next = t + 1
             self._sync_hosts()
             self._state = FeedState.DONE if self._next >= n else FeedState.STOPPED
@@ -166,20 +169,26 @@ class DataFeed(ActorShell):
             self._state = FeedState.FAILED
             log.error("replay failed at %s", self._error)
 
-    def _bar(self, t: int) -> None:
-        """Docs/live.md steps 1-6 for bar t."""
+    def _emit(self, t: int) -> tuple[Any, bytes]:
+        """Bar t validated (docs/live.md step 1), its quarantines journaled; (bar, wire)."""
         with self._source_lock:
             emitted = self._source.emit(t)
         if emitted.quarantined:
             self._journal.append_many(emitted.quarantined, source=SOURCE, dedup_keys=emitted.keys)
-        bar = emitted.bar
         if len(self._emit_ns) < _TIMINGS_KEPT:
             self._emit_ns[t] = time.time_ns()
-        wire = pack(bar)  # serialized once for every receiver
+        return emitted.bar, pack(emitted.bar)  # serialized once for every receiver
+
+    def _bar(self, t: int, *, chain: bool) -> None:
+        """Docs/live.md steps 1-6 for bar t. Bar t is open already when the previous bar's
+        ``risk.close_bar`` carried it; ``chain`` lets this bar's close carry bar t+1."""
         wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
-        out = unpack(call_sync(self._actor(BROKER).on_bar, wire, name=BROKER,
-                               restart_wait_s=wait, timeout_s=timeout))  # fmt: skip
-        report, counts = out["report"], out["fill_counts"]
+        if self._opened is None or self._opened[0] != t:
+            bar, wire = self._emit(t)
+            out = unpack(call_sync(self._actor(RISK).open_bar, wire, name=RISK,
+                                   restart_wait_s=wait, timeout_s=timeout))  # fmt: skip
+            self._opened = (t, bar, wire, out["report"], out["fill_counts"])
+        _, bar, wire, report, counts = self._opened
         calls = []
         for sid in self._hosts:
             name = host_name(sid)
@@ -189,24 +198,31 @@ class DataFeed(ActorShell):
         intents: list[OrderIntent] = []
         for answer in call_all_sync(calls, restart_wait_s=wait, timeout_s=timeout):
             intents += unpack(answer["intents"])
-        gated = self._gate(t, wire, report, intents)
-        for fill in gated["fills"]:  # close fills: the hosts apply them with the next bar
+        more = chain and t + 1 < self._source.n_bars and self._unpaused.is_set()
+        nxt = self._emit(t + 1) if more and not self._stopping else None
+        out = self._close(t, wire, intents, None if nxt is None else nxt[1])
+        for fill in out["fills"]:  # close fills: the hosts apply them with the next bar
             self._carry.setdefault(fill.strategy_id, []).append(fill)
         self._journal.append(BarDone(bar_index=t, bar_ts=bar.time), source=SOURCE)
         if len(self._done_ns) < _TIMINGS_KEPT:
             self._done_ns[t] = time.time_ns()
+        self._opened = None
+        if nxt is not None and out["report"] is not None:
+            self._opened = (t + 1, nxt[0], nxt[1], out["report"], out["fill_counts"])
 
-    def _gate(self, t: int, wire: bytes, report: Any, intents: list[OrderIntent]) -> dict[str, Any]:
-        """Risk's one call of the bar: marks, then the hosts' intents (docs/live.md step 4).
-        While risk is down, the bar's intents are held and sent again, the same ids, once it
-        is back (``buffer``, at most ``risk_buffer_limit``), or dropped with an
-        ``intent_dropped`` event (``drop``); the bar's marks always wait for risk."""
-        risk = self._actor(RISK)
+    def _close(
+        self, t: int, wire: bytes, intents: list[OrderIntent], next_wire: bytes | None
+    ) -> dict[str, Any]:
+        """Risk's one call of the bar: the gate for every host's intents, then the next bar's
+        open (docs/live.md steps 4-5, 2). While risk is down, the bar's intents are held and
+        sent again, the same ids, once it is back (``buffer``, at most ``risk_buffer_limit``),
+        or dropped with an ``intent_dropped`` event (``drop``); the rest always waits for
+        risk."""
+        close = self._actor(RISK).close_bar
         wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
-        packed = pack(report)
         if intents:
             try:
-                return unpack(call_sync(risk.on_bar, wire, packed, pack(intents), name=RISK,
+                return unpack(call_sync(close, wire, pack(intents), next_wire, name=RISK,
                                         restart_wait_s=wait, timeout_s=timeout, retry=False))
             except ActorDownError as exc:
                 limit = self._runtime.risk_buffer_limit
@@ -217,9 +233,8 @@ class DataFeed(ActorShell):
                     self._drop(intents[limit:], DropReason.BUFFER_FULL, str(exc))
                     intents = intents[:limit]
                 log.warning("bar %d: risk down, holding %d intents", t, len(intents))
-        args = (wire, packed, pack(intents) if intents else ())
-        return unpack(call_sync(risk.on_bar, *args, name=RISK, restart_wait_s=wait,
-                                timeout_s=timeout))  # fmt: skip
+        args = (wire, pack(intents) if intents else (), next_wire)
+        return unpack(call_sync(close, *args, name=RISK, restart_wait_s=wait, timeout_s=timeout))
 
     def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
         """Journal ``intent_dropped`` for intents risk never decided.

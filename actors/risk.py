@@ -1,8 +1,10 @@
 """The ``risk`` actor: a thin shell around ``core.risk.RiskEngine``, the only way to the broker.
 
-Per bar the feed calls ``on_bar`` once with the bar, the broker's report and the intents every
-host answered: marks, breakers and stale-data clocks first, then the gate. Every verdict is
-journaled before anything is forwarded, and only this actor calls ``broker.submit``.
+It is the only caller of the broker. Per bar the feed calls ``close_bar`` once with the
+intents every host answered: the gate (every verdict journaled before anything is forwarded),
+then one ``broker.step`` that submits the approved orders and processes the next bar's open,
+then that bar's marks, breakers and stale-data clocks (``open_bar`` opens a bar on its own
+after a pause or a kill).
 ``kill`` / ``resume`` / ``set_limits`` are the operator's commands; a kill is journaled, its
 cancellations and flatten orders are done at the broker, all before it answers. Everything
 the engine knows is rebuilt from the journal in ``__init__`` (no restart resets a halt, a
@@ -71,6 +73,7 @@ class Risk(ActorShell):
         self._timeout_s = config.runtime.call_timeout_s
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
+        self._kills_waiting = 0
         warm_up(config.strategies, max_bars=64)
         self._rebuild(fetch_prices=True)
 
@@ -110,23 +113,9 @@ class Risk(ActorShell):
             raise
 
     # ------------------------------------------------------------------ per bar
-    @ray.method(max_task_retries=0)
-    async def on_bar(
-        self,
-        bar: BarSlice | bytes,
-        report: BarReport | bytes,
-        intents: list[OrderIntent] | bytes = (),  # type: ignore[assignment]
-    ) -> bytes:
-        """Docs/live.md steps 3 and 5 for bar t, in that order: marks, equity, loss streaks,
-        stale clocks and breaker trips; then the gate for the bar's intents of every host
-        (decide, journal, one ``broker.submit`` for all approved orders).
-
-        Idempotent: the engine ignores a bar it handled, a decided id gets its journaled
-        verdict and is forwarded again (the broker creates nothing twice). Returns, packed,
-        ``{"events": kinds journaled, "state": global state, "verdicts": [...], "fills":
-        [...]}`` (fills made now, ``fill=close``, and earlier fills of resent ids).
-        """
-        bar, report, intents = unpack(bar), unpack(report), list(unpack(intents))
+    def _marks(self, bar: BarSlice, report: BarReport) -> list[BaseModel]:
+        """Docs/live.md step 4, first half: marks, equity, loss streaks, stale clocks and
+        breaker trips for a bar the broker just processed (journaled; idempotent per bar)."""
         closed = self._pending_closed + self._book.apply_all(report.events)
         prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}
         self._book.mark(prices)
@@ -136,21 +125,63 @@ class Risk(ActorShell):
         self._append(events)
         self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
-        verdicts: list[RiskVerdict] = []
-        fills: list[Any] = []
-        if intents:
-            async with self._lock:
-                verdicts, fills = await self._decide_and_forward(intents, bar.time)
+        return events
+
+    async def _broker(self, method: str, *args: Any) -> dict[str, Any]:
+        """A broker call, resent while the broker restarts (every broker call is idempotent)."""
+        handle = getattr(self._actor(BROKER), method)
+        return unpack(await call(handle, *args, name=BROKER, restart_wait_s=self._wait_s,
+                                 timeout_s=self._timeout_s))  # fmt: skip
+
+    @ray.method(max_task_retries=0)
+    async def open_bar(self, bar: BarSlice | bytes) -> bytes:
+        """Open bar t: ``broker.on_bar`` (docs/live.md step 2), then its marks. Used for a
+        replay's first bar and after a pause, a paced gap or a kill; otherwise ``close_bar``
+        of the previous bar opens it. Returns, packed, ``{"report", "fill_counts", "state"}``.
+        """
+        async with self._lock:
+            out = await self._broker("on_bar", bar)
+            self._marks(unpack(bar), out["report"])
+        return pack({**out, "state": self._global_state()})
+
+    @ray.method(max_task_retries=0)
+    async def close_bar(
+        self,
+        bar: BarSlice | bytes,
+        intents: list[OrderIntent] | bytes = (),  # type: ignore[assignment]
+        next_bar: BarSlice | bytes | None = None,
+    ) -> bytes:
+        """Close bar t and open bar t+1 in one broker call (docs/live.md steps 4-5 and 2).
+
+        The gate for every host's intents of bar t (decide, journal, then forward); then
+        ``broker.step`` submits the approved orders and, given ``next_bar``, processes its open;
+        then the next bar's marks. A kill waiting for the lock keeps the next bar out of this
+        step, so it is in force before that bar's open. Idempotent: a decided id gets its
+        journaled verdict and is forwarded again (the broker creates nothing twice). Returns,
+        packed, ``{"verdicts", "fills" (of bar t's orders), "report" and "fill_counts" (bar
+        t+1, or None), "state"}``.
+        """
+        bar, intents = unpack(bar), list(unpack(intents))
+        async with self._lock:
+            verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])
+            if self._kills_waiting:
+                next_bar = None
+            out: dict[str, Any] = {"events": [], "fills": [], "report": None, "fill_counts": None}
+            if orders or next_bar is not None:
+                out = await self._broker("step", pack(orders), next_bar)
+            self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
+            if out["report"] is not None:
+                self._marks(unpack(next_bar), out["report"])
         return pack({
-            "events": [type(e).__name__ for e in events], "state": self._global_state(),
-            "verdicts": verdicts, "fills": fills,
+            "verdicts": verdicts, "fills": out["fills"], "report": out["report"],
+            "fill_counts": out["fill_counts"], "state": self._global_state(),
         })  # fmt: skip
 
     # ------------------------------------------------------------------ the gate
     @ray.method(max_task_retries=0)
     async def submit(self, intents: list[OrderIntent] | bytes) -> bytes:
         """Decide, journal and forward intents outside the bar cycle (the per-bar path is
-        ``on_bar``); idempotent by ``client_order_id`` like it. Returns, packed,
+        ``close_bar``); idempotent by ``client_order_id`` like it. Returns, packed,
         ``{"verdicts": [...], "fills": [...]}``.
         """
         intents = list(unpack(intents))
@@ -164,7 +195,19 @@ class Risk(ActorShell):
     async def _decide_and_forward(
         self, intents: list[OrderIntent], now: datetime
     ) -> tuple[list[RiskVerdict], list[Any]]:
-        """Check intents, journal the new verdicts, forward what is approved (under the lock).
+        """``_decide``, then ``broker.submit`` of the approved orders (under the lock)."""
+        verdicts, orders = self._decide(intents, now)
+        if not orders:
+            return verdicts, []
+        out = await self._broker("submit", pack(orders))
+        self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
+        return verdicts, out["fills"]
+
+    def _decide(
+        self, intents: list[OrderIntent], now: datetime
+    ) -> tuple[list[RiskVerdict], list[OrderIntent]]:
+        """Check intents and journal the new verdicts; returns them and the orders to forward
+        (approved quantities). Under the lock.
 
         An intent of a strategy whose host is no longer RUNNING (paused, stopped or failed
         after answering it) is rejected with ``strategy_not_running``; flatten orders pass.
@@ -183,21 +226,15 @@ class Risk(ActorShell):
         new = [v for v in verdicts if v.client_order_id not in known]
         appended = self._append(new)
         taken = {v.client_order_id for v, a in zip(new, appended, strict=True) if a.duplicate}
-        if taken:  # a host journaled these as dropped first: the engine must forget them
-            log.warning("intents dropped by their host before a decision: %s", sorted(taken))
+        if taken:  # the feed journaled these as dropped first: the engine must forget them
+            log.warning("intents dropped before a decision: %s", sorted(taken))
             self._rebuild()
-        forward = [
+        orders = [
             i.model_copy(update={"qty": v.approved_qty})
             for i, v in zip(intents, verdicts, strict=True)
             if v.decision is not Decision.REJECTED and v.client_order_id not in taken
         ]
-        fills: list[Any] = []
-        if forward:
-            result = unpack(await call(self._actor(BROKER).submit, pack(forward), name=BROKER,
-                                       restart_wait_s=self._wait_s, timeout_s=self._timeout_s))
-            self._pending_closed += self._book.apply_all([*result["events"], *result["fills"]])
-            fills = result["fills"]
-        return [v for v in verdicts if v.client_order_id not in taken], fills
+        return [v for v in verdicts if v.client_order_id not in taken], orders
 
     def _not_running(self, strategy_ids: set[str]) -> dict[str, StrategyState]:
         """The journaled lifecycle state of those strategies that are not RUNNING (read
@@ -234,8 +271,15 @@ class Risk(ActorShell):
         """Halt (or reduce) a scope, cancel its orders at the broker and, with ``flatten``,
         close its positions; journaled and done before the answer (docs/live.md)."""
         target = Scope.parse(scope)
+        self._kills_waiting += 1  # the bar step holding the lock now leaves the next bar out
+        try:
+            return await self._kill(target, KillMode(mode), flatten, by)
+        finally:
+            self._kills_waiting -= 1
+
+    async def _kill(self, target: Scope, mode: KillMode, flatten: bool, by: str) -> dict[str, Any]:
         async with self._lock:
-            events = self._engine.kill(target, KillMode(mode), flatten=flatten, by=by)
+            events = self._engine.kill(target, mode, flatten=flatten, by=by)
             appended = self._append(events)
             view = self._book.view()
             ids = self._engine.orders_to_cancel(target, view, flatten=flatten)
@@ -254,7 +298,7 @@ class Risk(ActorShell):
                 flat_ids = [v.client_order_id for v in verdicts if v.approved_qty]
                 unpriced = [f"{sid}:{sym}" for sid, sym in orders.unpriced]
         return {
-            "scope": str(target), "mode": KillMode(mode).value, "flatten": flatten, "by": by,
+            "scope": str(target), "mode": mode.value, "flatten": flatten, "by": by,
             "state": self._engine.states.state(target).value,
             "canceled_orders": [c.client_order_id for c in canceled],
             "flatten_orders": flat_ids, "unpriced": unpriced,

@@ -34,6 +34,7 @@ __all__ = [
     "RuntimeConflictError",
     "Topology",
     "actor_options",
+    "attach",
     "connect",
     "fingerprint",
     "kill_live_actors",
@@ -193,6 +194,23 @@ def _check(handles: dict[str, Any], fp: str) -> None:
             f"live actors {', '.join(other)} belong to another run (other config or journal); "
             "stop them first (ray.kill, or end the driver that started them)"
         )
+
+
+def attach(config: RunConfig, journal_path: str) -> Topology:
+    """The handles of a run whose actors exist already (another driver started them).
+
+    Raises:
+        ValueError: an actor of the run is missing.
+        RuntimeConflictError: the actors belong to another run.
+    """
+    import ray
+
+    connect()
+    path = str(Path(journal_path).resolve())
+    names = [JOURNAL, FEED, BROKER, RISK, *(host_name(s.id) for s in config.strategies)]
+    topo = Topology(config, path, {n: ray.get_actor(n, namespace=NAMESPACE) for n in names})
+    _check(topo.handles, fingerprint(config, path))
+    return topo
 
 
 def start(config: RunConfig, journal_path: str | None = None) -> Topology:

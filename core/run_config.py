@@ -9,6 +9,9 @@ strategy's declared parameters while the config is validated.
 ``load_run_config(path)`` reads YAML and raises ``RunConfigError`` whose message names the file,
 the field path (``strategies[1].params.fast``) and the rule. Relative paths in the file (data,
 journal) are resolved against the file's directory.
+
+Checking parameters needs the strategy classes: this is the one place ``core`` reaches into
+``strategies``, lazily inside the validators, so importing ``core`` stays free of them.
 """
 
 from __future__ import annotations

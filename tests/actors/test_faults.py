@@ -117,3 +117,22 @@ def test_with_drop_a_risk_outage_drops_intents_and_the_invariants_hold(live, tmp
     assert {d.why.value for d in drops} == {"risk_down"}  # type: ignore[attr-defined]
     assert_journal_invariants(topo.journal_path)
     check_ledgers(live, cfg, topo)
+
+
+@pytest.mark.timeout(240)
+def test_a_whole_topology_killed_mid_run_resumes_from_its_journal(live, tmp_path) -> None:
+    # Every actor gone at once (the driver's machine rebooted, say): a new topology on the
+    # same journal rebuilds each actor from it and the feed resumes after the last bar_done.
+    from actors.runtime import kill_live_actors, start
+
+    cfg, topo = start_run(tmp_path)
+    live.get(topo.feed.stop.remote())
+    stopped_at = live.get(topo.feed.status.remote())["next_bar"]
+    assert KILL_AT_BAR < stopped_at < 1004
+    kill_live_actors()
+    topo = start(cfg)
+    status = topo.run()
+    assert status["state"] == "done" and status["resumed_at"] == stopped_at
+    assert_journal_invariants(topo.journal_path)
+    check_ledgers(live, cfg, topo)
+    check_like_uninterrupted(cfg, topo)
