@@ -166,7 +166,7 @@ class StrategyHost(ActorShell):
 
         Applies ``fills`` (this bar's, and the previous bar's close fills), evaluates the
         strategy and answers the bar's intents (packed) for the feed to deliver to risk in
-        the bar's one ``risk.on_bar`` call. A PAUSED strategy answers none; ``bar`` and
+        the bar's one ``risk.close_bar`` call. A PAUSED strategy answers none; ``bar`` and
         ``fills`` may come packed (``actors.common.pack``).
         """
         bar, fills = unpack(bar), list(unpack(fills))

@@ -114,7 +114,7 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ per bar
     def _marks(self, bar: BarSlice, report: BarReport) -> list[BaseModel]:
-        """Docs/live.md step 4, first half: marks, equity, loss streaks, stale clocks and
+        """Docs/live.md step 3: marks, equity, loss streaks, stale clocks and
         breaker trips for a bar the broker just processed (journaled; idempotent per bar)."""
         closed = self._pending_closed + self._book.apply_all(report.events)
         prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}

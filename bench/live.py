@@ -4,14 +4,16 @@ without Ray. Prints figures; asserts nothing.
 Workload: 50 synthetic daily symbols (seeded GBM), ``--bars`` bars, 10 strategy hosts; host k
 runs ``sma_crossover(fast=5, slow=20)`` on symbols ``SYN{5k}..SYN{5k+4}`` (5 each, disjoint) with
 ``fill=close`` and ``size_pct=0.19`` (five symbols at weight 1 hold 95% of its cash), 100,000
-cash each. Every bar goes feed -> broker.on_bar -> 10 x host.on_bar -> risk.on_bar (marks,
-then the gate for every host's intents) -> broker.submit -> bar_done, journaled (docs/live.md).
+cash each. Every bar: 10 x host.on_bar (from the feed) -> risk.close_bar (the gate for every
+host's intents) -> broker.step (submit the approved orders, fill=close fills them now; then
+the next bar's open) -> risk marks -> bar_done, journaled (docs/live.md).
 
 Latency, defined: **bar-to-journaled-fill** is, for each bar t on which some order filled,
-the wall time from the feed emitting bar t (just before it calls ``broker.on_bar``) to the
-broker's journal commit of bar t's first fill; with ``fill=close`` the order decided on bar t's
-close fills in bar t, so the figure covers the whole decision path (host evaluation, risk
-gate, broker fill, journal). **Bar cycle** is emission to the ``bar_done`` commit, every bar.
+the wall time from the feed emitting bar t (validated, handed to the ``risk.close_bar`` call of
+bar t-1 that opens it at the broker) to the broker's journal commit of bar t's first fill; with
+``fill=close`` the order decided on bar t's close fills in bar t, so the figure covers the
+whole path (the bar's open at the broker, risk marks, host evaluation, risk gate, broker fill,
+journal). **Bar cycle** is emission to the ``bar_done`` commit, every bar.
 
 References from the same run: ``replay_in_process`` (runners and one ``PaperEngine``, one
 process, no journal), and the same loop appending the journal rows the actors write (broker
