@@ -175,9 +175,7 @@ class StrategyHost(ActorShell):
         if evaluates(self._state) and bar.index > (-1 if last is None else last) + 1:
             self._catch_up(bar.index - 1)  # bars missed (a late start): history from the feed
             runner = self._runner
-        runner.apply_fills(fills)
-        if fill_count is not None and runner.ledger.n_fills < fill_count:
-            self._reconcile(bar.index)
+        self._apply_in_order(runner, fills, fill_count, bar.index)
         if not evaluates(self._state):
             return self._answer([])
         try:
@@ -201,6 +199,20 @@ class StrategyHost(ActorShell):
         its close fills); returns the ledger's fill count."""
         self._reconcile(None)
         return self._runner.ledger.n_fills
+
+    def _apply_in_order(
+        self, runner: StrategyRunner, fills: list[OrderFilled], fill_count: int | None, t: int
+    ) -> None:
+        """Apply the bar's fills, taking any fill this host never received (a kill's flatten,
+        an answer lost with a dying actor) from the journal first when it belongs before them
+        (bars before t) and after them otherwise: the broker's order, so the same floats."""
+        if fill_count is not None:
+            new = sum(not runner.ledger.applied(f.fill_id) for f in fills)
+            if runner.ledger.n_fills + new < fill_count:
+                self._reconcile(t - 1)
+        runner.apply_fills(fills)
+        if fill_count is not None and runner.ledger.n_fills < fill_count:
+            self._reconcile(t)
 
     def _reconcile(self, bar_index: int | None) -> None:
         """Apply journaled fills (through ``bar_index``) this host never received."""

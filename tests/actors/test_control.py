@@ -62,6 +62,10 @@ def test_a_kill_with_flatten_is_in_force_before_it_returns(live, tmp_path) -> No
         fills = [e.event for e in journal.read([EventKind.ORDER_FILLED], since_seq=kill.seq)]
         assert fills and {f.reason for f in fills} == {FillReason.FLATTEN}
     assert live.get(topo.risk.state.remote())["global_state"] == "halted"
+    for sid in ("flip", "hold", "hold-close"):  # flatten fills reached the hosts, in order
+        host_trades = live.get(topo.host(sid).trades.remote())
+        assert host_trades == live.get(topo.broker.trades.remote(sid))
+        assert host_trades[-1]["exit_reason"] == "flatten" or sid == "flip"
 
 
 @pytest.mark.timeout(120)
