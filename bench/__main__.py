@@ -1,9 +1,12 @@
-"""``python -m bench [W1 W2 ...] [--repeat N] [--no-vectorbt]``: figures beside references.
+"""``python -m bench [W1 W2 ...] [--repeat N] [--rounds R] [--no-vectorbt]``: figures beside
+references.
 
 Every implementation runs in its own child process (fair peak memory), is warmed up once and
-timed ``--repeat`` times; the table shows the median with the min-max range, throughput, the
-ratio to the hand-written numba loop (the practical limit), peak memory and the final equity,
-so a fast wrong answer cannot hide.
+timed ``--repeat`` times. The implementations of a workload take turns, ``--rounds`` times
+(A B C A B C ...), so a machine whose speed drifts (shared, noisy) slows them alike; the ratio
+to the reference is the median of the per-round ratios. The table shows the pooled median with
+the min-max range, throughput, that ratio, peak memory and the final equity, so a fast wrong
+answer cannot hide.
 """
 
 from __future__ import annotations
@@ -33,6 +36,38 @@ def _run(workload: str, impl: str, repeat: int) -> dict | str:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _pool(rounds: list[dict]) -> dict:
+    """One result per implementation: every round's times together, the first round's values
+    (equities are identical across rounds), the largest peak memory; an error if any failed."""
+    pooled: dict = {}
+    for impl, first in rounds[0].items():
+        runs = [r[impl] for r in rounds]
+        bad = next((r for r in runs if isinstance(r, str)), None)
+        if bad is not None or isinstance(first, str):
+            pooled[impl] = bad if bad is not None else first
+            continue
+        pooled[impl] = {
+            **first,
+            "times": [t for r in runs for t in r["times"]],
+            "peak_mb": max(r["peak_mb"] for r in runs),
+        }
+    return pooled
+
+
+def _paired_ratios(rounds: list[dict], reference: str) -> dict[str, float]:
+    """Per implementation, the median over rounds of (its median time / the reference's)."""
+    out: dict[str, list[float]] = {}
+    for r in rounds:
+        ref = r.get(reference)
+        if not isinstance(ref, dict):
+            continue
+        for impl, res in r.items():
+            if isinstance(res, dict):
+                ratio = float(np.median(res["times"]) / np.median(ref["times"]))
+                out.setdefault(impl, []).append(ratio)
+    return {impl: float(np.median(v)) for impl, v in out.items()}
+
+
 def _median(results: dict, impl: str) -> float | None:
     res = results.get(impl)
     return float(np.median(res["times"])) if isinstance(res, dict) else None
@@ -57,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("workloads", nargs="*", default=list(WORKLOADS))
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of A B C ... per workload")
     parser.add_argument("--no-vectorbt", action="store_true")
     args = parser.parse_args()
     console = Console(width=150)
@@ -69,21 +105,20 @@ def main() -> None:
         for col in ("implementation", "median", "min-max", UNIT_NAMES[workload], "vs reference",
                     "peak RSS (input)", "final equity (first / sum)"):  # fmt: skip
             table.add_column(col, justify="left" if col == "implementation" else "right")
-        results = {}
-        for impl in WORKLOADS[workload]:
-            if impl == "vectorbt" and not have_vbt:
-                table.add_row(impl, "skipped: pip install -e '.[bench]'")
-                continue
-            results[impl] = _run(workload, impl, args.repeat)
-        hand = results.get(reference)
-        hand_median = np.median(hand["times"]) if isinstance(hand, dict) else None
+        impls = [i for i in WORKLOADS[workload] if i != "vectorbt" or have_vbt]
+        if len(impls) < len(WORKLOADS[workload]):
+            table.add_row("vectorbt", "skipped: pip install -e '.[bench]'")
+        rounds = [{impl: _run(workload, impl, args.repeat) for impl in impls}
+                  for _ in range(max(1, args.rounds))]  # fmt: skip
+        results = _pool(rounds)
+        ratios = _paired_ratios(rounds, reference)
         for impl, res in results.items():
             if isinstance(res, str):
                 table.add_row(impl, f"error: {res}")
                 continue
             t = np.array(res["times"])
             med = float(np.median(t))
-            ratio = f"{med / hand_median:.2f}x" if hand_median else "-"
+            ratio = f"{ratios[impl]:.2f}x" if impl in ratios else "-"
             table.add_row(
                 impl, f"{med * 1e3:,.1f} ms", f"{t.min() * 1e3:,.1f}-{t.max() * 1e3:,.1f}",
                 f"{UNITS[workload] / med:,.0f}", ratio,
@@ -91,7 +126,8 @@ def main() -> None:
                 f"{res['first']:,.2f} / {res['sum']:,.6g}",
             )  # fmt: skip
         console.print(table)
-        console.print(f"vs reference: time / time of '{reference}'")
+        console.print(f"vs reference: median over {max(1, args.rounds)} rounds of time / time of "
+                      f"'{reference}' in the same round")
         _derived(console, workload, results)
 
 
