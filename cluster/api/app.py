@@ -2,8 +2,9 @@
 
 ``build_app`` assembles, from the outside in: request metrics (every answer counted, 429 and
 413 included), the rate limiter (never on ``POST /risk/kill``), the body size limit, the error
-handlers, the public router (``/health``, ``/metrics``; ``/ready`` joins it with the backend)
-and the token-protected routers, to each of which it adds the bearer-token dependency.
+handlers, the public router (``/health``, ``/ready``, ``/metrics``) and the token-protected
+routers (``cluster.api.routes.ROUTERS`` in production), to each of which it adds the
+bearer-token dependency.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.metrics import MetricsRecorder
 from cluster.api.backend import ControlBackend
-from cluster.api.deps import require_caller
+from cluster.api.deps import Backend, require_caller
 from cluster.api.errors import install_error_handlers
-from cluster.api.schemas import PROTECTED_RESPONSES, PUBLIC_RESPONSES, HealthResponse
+from cluster.api.schemas import (
+    PROTECTED_RESPONSES,
+    PUBLIC_RESPONSES,
+    HealthResponse,
+    ReadyResponse,
+)
 from cluster.metrics import SnapshotSource, recorder_source, render
 from cluster.security import (
     ApiToken,
@@ -89,12 +95,22 @@ class RequestMetricsMiddleware:
 
 
 def public_router(sources: Sequence[SnapshotSource], app_version: str) -> APIRouter:
-    """``GET /health`` and ``GET /metrics``: no token, nothing secret."""
+    """``GET /health``, ``GET /ready`` and ``GET /metrics``: no token, nothing secret."""
     router = APIRouter(tags=["public"], responses=PUBLIC_RESPONSES)
 
     @router.get("/health", summary="The API process is up")
     async def health() -> HealthResponse:
         return HealthResponse(version=app_version)
+
+    @router.get(
+        "/ready", summary="Risk, broker and journal reachable, data fresh (503 if not)",
+        responses={503: {"model": ReadyResponse, "description": "Not ready (same body)"}},
+    )  # fmt: skip
+    async def ready(backend: Backend, response: Response) -> ReadyResponse:
+        answer = await backend.ready()
+        if not answer.ready:
+            response.status_code = 503
+        return answer
 
     # Synchronous on purpose: collecting asks the actors and blocks, so FastAPI runs it in
     # its thread pool instead of on the event loop.

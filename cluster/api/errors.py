@@ -28,12 +28,14 @@ from core.errors import (
     StrategyError,
     TransientBrokerError,
 )
+from core.lifecycle import StrategyStateError
 from optimization.api import JobNotFoundError
 
 __all__ = [
     "ConflictError",
     "FieldError",
     "NotFoundError",
+    "NotSupportedError",
     "UnavailableError",
     "error_items",
     "install_error_handlers",
@@ -55,6 +57,10 @@ class UnavailableError(RaytraderError):
     """A live actor (risk, broker, journal, feed) cannot be reached right now (503)."""
 
 
+class NotSupportedError(RaytraderError):
+    """The running system cannot do this (yet): e.g. an actor lacks the method (501)."""
+
+
 class FieldError(RaytraderError, ValueError):
     """A request value the schema accepted but the domain refuses, with its field (422)."""
 
@@ -69,6 +75,8 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (NotFoundError, 404),
     (JobNotFoundError, 404),
     (ConflictError, 409),
+    (StrategyStateError, 409),
+    (NotSupportedError, 501),
     (UnavailableError, 503),
     (TransientBrokerError, 503),
     (BrokerError, 502),

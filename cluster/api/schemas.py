@@ -42,6 +42,7 @@ from core.events import (
     TradingState,
 )
 from core.risk.limits import RiskLimits
+from core.run_config import StrategyConfig
 from core.sim import SimConfig
 from optimization.api import JobState, JobStatus
 from optimization.specs import (
@@ -63,6 +64,7 @@ __all__ = [
     "HealthResponse",
     "JobAccepted",
     "JobStatus",
+    "JobView",
     "KillRequest",
     "KillResponse",
     "MonteCarloJob",
@@ -143,6 +145,14 @@ ScopeText = Annotated[
         }
     ),
 ]
+
+
+def _registered_name(strategy: str, where: str) -> None:
+    if not re.match(STRATEGY_NAME_PATTERN, strategy):
+        raise ValueError(
+            f"{where}: {strategy!r} is not a registered strategy name (the API does not load "
+            "strategies from file or module paths)"
+        )
 
 
 # ------------------------------------------------------------------ errors
@@ -268,7 +278,7 @@ class StrategyDetail(StrategySummary):
     """``GET /strategies/{id}``: parameters, positions, P&L, and the error of a FAILED one."""
 
     params: dict[str, Any]
-    sim: SimConfig
+    sim: SimConfig | None = Field(None, description="None when the host does not report it")
     trading_state: TradingState = TradingState.ACTIVE
     positions: list[PositionView] = Field(default_factory=list)
     pnl: PnlView | None = None
@@ -276,32 +286,31 @@ class StrategyDetail(StrategySummary):
     traceback: str | None = None
 
 
-class StrategyLaunch(BaseModel):
+class StrategyLaunch(StrategyConfig):
     """``POST /strategies``: run one strategy instance live (paper or Alpaca, per deployment).
 
-    The same settings as the host's ``StrategyRunner``: a registered strategy with fixed
-    parameters on a list of symbols, sized and filled like the backtest (``sim``), with an
-    optional cap on the bar history it keeps.
+    The run config's ``StrategyConfig`` (what a YAML file's ``strategies[i]`` holds, checked
+    the same way: parameters against the strategy's declared ones, ``fast < slow``), with the
+    strategy by registry name only: an API token never loads code from the server's disk.
     """
 
-    model_config = _REQUEST
-
-    id: StrategyId
-    strategy: StrategyName
-    params: dict[str, Any] = Field(default_factory=dict, description="fixed parameter values")
-    symbols: list[Symbol] = Field(min_length=1, max_length=10_000)
-    sim: SimConfig = Field(default_factory=SimConfig)
-    max_history: int | None = Field(
-        None, ge=1, description="bars of history kept (default: all since warm-up)"
-    )
+    @field_validator("strategy")
+    @classmethod
+    def _by_name(cls, value: str) -> str:
+        _registered_name(value, "strategy")
+        return value
 
     @field_validator("symbols")
     @classmethod
-    def _distinct(cls, value: list[str]) -> list[str]:
+    def _unique_symbols(cls, value: list[str]) -> list[str]:  # overrides the config's message
         dupes = sorted({s for s in value if value.count(s) > 1})
         if dupes:
             raise ValueError(f"symbols listed more than once: {', '.join(dupes)}")
         return value
+
+    def to_config(self) -> StrategyConfig:
+        """The same settings as a plain ``StrategyConfig`` (what the actors take)."""
+        return StrategyConfig.model_validate(self.model_dump())
 
 
 class StrategyAction(BaseModel):
@@ -442,14 +451,6 @@ class ResumeResponse(BaseModel):
 
 
 # ------------------------------------------------------------------ research jobs
-def _registered_name(strategy: str, where: str) -> None:
-    if not re.match(STRATEGY_NAME_PATTERN, strategy):
-        raise ValueError(
-            f"{where}: {strategy!r} is not a registered strategy name (the API does not load "
-            "strategies from file or module paths)"
-        )
-
-
 class BacktestRequest(BacktestSpec):
     """``POST /backtests``: the CLI's ``BacktestSpec``, strategy by registry name only."""
 
@@ -508,6 +509,13 @@ OptimizationRequest = Annotated[
     OptimizeJob | SweepJob | WalkForwardJob | MonteCarloJob | StressJob,
     Field(discriminator="kind"),
 ]
+
+
+class JobView(JobStatus):
+    """``GET /jobs/{id}``: the job's status and, once it succeeded, its result summary (the
+    object the CLI's ``--json`` prints for that kind)."""
+
+    result: dict[str, Any] | None = None
 
 
 class JobAccepted(BaseModel):
