@@ -91,6 +91,14 @@ from cluster.cli_live import demo, run  # noqa: E402
 main.add_command(run)
 main.add_command(demo)
 
+from cluster.cli_control import kill, limits, resume, serve, status  # noqa: E402
+
+main.add_command(serve)
+main.add_command(status)
+main.add_command(kill)
+main.add_command(resume)
+main.add_command(limits)
+
 
 if __name__ == "__main__":
     main()

@@ -2,15 +2,19 @@
 
 Both start Ray in this process, or join the cluster at ``RAY_ADDRESS``, create the named
 actors (``feed``, ``broker``, ``risk``, ``journal``, ``strategy:<id>``), replay the feed's
-data as the config says and end with a summary built from the journal. ``run --json`` prints
-the object ``raytrader backtest --json`` prints (one strategy), or ``{"strategies": {id:
-object}}``, so a run and a backtest compare by script. Ray is imported inside the commands.
+data as the config says and end with a summary built from the journal. ``run --json``
+prints the object ``raytrader backtest --json`` prints (one strategy), or ``{"strategies":
+{id: object}}``, so a run and a backtest compare by script. ``demo`` also serves the control
+API while it runs (``--no-serve`` to skip) and prints its URL and a fresh token. Ray is
+imported inside the commands.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from cluster.options import friendly_errors
 from core.run_config import RunConfig, load_run_config, parse_run_config
 from core.sim import BacktestResult
 
-__all__ = ["demo", "demo_config", "run", "run_results"]
+__all__ = ["demo", "demo_config", "run", "run_results", "serve_demo_api"]
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -85,11 +89,19 @@ def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) ->
     console.print(summary_tables(results, by_id, feed, risk, decisions, topo.journal_path))
 
 
-def _replay(config: RunConfig, journal: str | None, console: Console, live_view: bool) -> int:
-    """Start (or attach), replay to the end, print the summary; the exit code."""
+def _replay(
+    config: RunConfig,
+    journal: str | None,
+    console: Console,
+    live_view: bool,
+    api: Callable[[Any], Any] | None = None,
+) -> int:
+    """Start (or attach), replay to the end, print the summary; the exit code. ``api``, if
+    given, is called with the topology once the actors are up and returns a cleanup."""
     from actors.runtime import start
 
     topo = start(config, journal)
+    cleanup = api(topo) if api is not None else None
     try:
         if live_view:
             from rich.live import Live
@@ -106,6 +118,8 @@ def _replay(config: RunConfig, journal: str | None, console: Console, live_view:
         _summary(console, topo, results)
         return 0 if status["state"] == "done" else 1
     finally:
+        if cleanup is not None:
+            cleanup()
         topo.stop()
 
 
@@ -156,12 +170,62 @@ def demo_config(data_dir: Path = DATA, start: str | None = "2004-01-01") -> RunC
     })  # fmt: skip
 
 
+def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], Any]:
+    """What ``demo --serve`` runs once the actors are up: the control API on 127.0.0.1:port
+    with a fresh token, printed with the URL; returns the cleanup (which, with ``hold``,
+    first waits for Ctrl-C so the API can be tried on the finished run)."""
+
+    def start_api(_: Any) -> Callable[[], None]:
+        import logging
+        import secrets
+
+        from pydantic import SecretStr
+
+        from cluster.cli_control import check_port_free
+        from cluster.logs import add_secrets
+        from cluster.security import ApiToken
+        from cluster.serve import ServeSettings, deploy, undeploy
+
+        check_port_free("127.0.0.1", port)
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+        token = secrets.token_urlsafe(32)
+        add_secrets(token)
+        tokens = [ApiToken(name="demo", secret=SecretStr(token))]
+        deployed = deploy(ServeSettings(port=port), tokens)
+        console.print(f"control API at [bold]{deployed.url}[/bold] (docs: {deployed.url}/docs)")
+        console.print(f"API token: {token}", markup=False, soft_wrap=True)
+        console.print(f"  e.g. RAYTRADER_API_URL={deployed.url} RAYTRADER_API_TOKEN={token} "
+                      "raytrader status", markup=False, soft_wrap=True)
+
+        def stop_api() -> None:
+            if hold:
+                console.print("the API stays up on the finished run; Ctrl-C to end")
+                try:
+                    while True:
+                        time.sleep(1.0)
+                except KeyboardInterrupt:
+                    pass
+            undeploy(deployed)
+
+        return stop_api
+
+    return start_api
+
+
 @click.command()
 @click.option("--journal", "journal_path", default=None, metavar="PATH",
               help="journal file (default: a fresh one in a temporary directory)")
 @click.option("--start", default="2004-01-01", show_default=True, help="first date to replay")
+@click.option("--serve/--no-serve", "serve_api", default=True, show_default=True,
+              help="serve the control API (127.0.0.1, a fresh token) while the demo runs")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="the control API's port")
+@click.option("--hold", is_flag=True,
+              help="after the replay, keep the actors and the API up until Ctrl-C")
 @friendly_errors
-def demo(journal_path: str | None, start: str) -> None:  # fmt: skip
+def demo(
+    journal_path: str | None, start: str, serve_api: bool, port: int, hold: bool
+) -> None:
     """Three strategies on the bundled data through the live actors, with a live table."""
     config = demo_config(start=start)
     console = _console()
@@ -169,4 +233,5 @@ def demo(journal_path: str | None, start: str) -> None:  # fmt: skip
         "[bold]raytrader demo[/bold]: sma_crossover on ORCL (5% stop), rsi_reversion on NVDA, "
         "momentum on ORCL+NVDA+YHOO; paper broker, one risk actor, replayed as fast as possible"
     )
-    sys.exit(_replay(config, journal_path, console, live_view=True))
+    api = serve_demo_api(console, port, hold) if serve_api else None
+    sys.exit(_replay(config, journal_path, console, live_view=True, api=api))

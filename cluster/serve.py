@@ -148,10 +148,23 @@ def app(args: Mapping[str, Any] | None = None) -> Any:
 
 @dataclass
 class Deployed:
-    """A running control API: its URL and the private directory of its token file."""
+    """A running control API: its URL, the private directory of its token file, and whether
+    ``deploy`` started Serve (then ``undeploy`` shuts it down again)."""
 
     url: str
     token_dir: str | None = None
+    started_serve: bool = False
+
+
+def _serve_running() -> bool:
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True
 
 
 def _token_file(tokens: Sequence[ApiToken]) -> str:
@@ -175,6 +188,7 @@ def deploy(settings: ServeSettings, tokens: Sequence[ApiToken]) -> Deployed:
     check_bind(settings.host, tokens, settings.insecure_local)
     token_file = _token_file(tokens) if tokens else None
     folder = None if token_file is None else str(Path(token_file).parent)
+    started = not _serve_running()
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
         built = app({**settings.model_dump(), "token_file": token_file})
@@ -184,15 +198,18 @@ def deploy(settings: ServeSettings, tokens: Sequence[ApiToken]) -> Deployed:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return Deployed(url=f"http://{host}:{settings.port}", token_dir=folder)
+    return Deployed(url=f"http://{host}:{settings.port}", token_dir=folder, started_serve=started)
 
 
 def undeploy(deployed: Deployed | None) -> None:
-    """Delete the application and its token file (Serve itself keeps running)."""
+    """Delete the application and its token file, and Serve too if ``deploy`` started it."""
     from ray import serve
 
     try:
-        serve.delete(APP_NAME)
+        if deployed is not None and deployed.started_serve:
+            serve.shutdown()
+        else:
+            serve.delete(APP_NAME)
     except Exception as exc:  # Serve already gone with its cluster
         log.debug("serve.delete failed: %s", exc)
     if deployed is not None and deployed.token_dir:

@@ -48,6 +48,14 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _mark(marks: Mapping[str, Any], key: str, scope: str) -> float | None:
+    """A risk mark of a scope: ``peak`` is a number, ``day_start`` a (day, equity) pair."""
+    value = marks.get(key, {}).get(scope)
+    if isinstance(value, list | tuple):
+        value = value[-1] if value else None
+    return _num(value)
+
+
 def _positions(strategy: str, ledger: Mapping[str, Any]) -> list[PositionView]:
     avg = ledger.get("avg_prices", {})
     last = ledger.get("last_closes", {})
@@ -72,13 +80,13 @@ def positions(accounts: Mapping[str, Mapping[str, Any]]) -> list[PositionView]:
 def _pnl_view(scope: str, ledger: Mapping[str, Any], marks: Mapping[str, Any]) -> PnlView:
     equity = float(ledger.get("equity", 0.0))
     unrealized = sum(p.unrealized_pnl for p in _positions(scope, ledger))
-    peak = _num(marks.get("peak", {}).get(scope))
+    peak = _mark(marks, "peak", scope)
     drawdown = None if not peak else max(0.0, 1.0 - equity / peak)
     return PnlView(
         scope=scope, equity=equity, cash=float(ledger.get("cash", 0.0)),
         realized=float(ledger.get("realized_pnl", 0.0)), unrealized=unrealized,
         commission=float(ledger.get("total_commission", 0.0)),
-        day_start_equity=_num(marks.get("day_start", {}).get(scope)), peak_equity=peak,
+        day_start_equity=_mark(marks, "day_start", scope), peak_equity=peak,
         drawdown=drawdown,
     )  # fmt: skip
 
