@@ -181,7 +181,8 @@ def deploy(settings: ServeSettings, tokens: Sequence[ApiToken]) -> Deployed:
     """Start Serve on the connected Ray (HTTP on ``settings.host:port``) and run the API.
 
     ``tokens`` are checked here first (``check_bind``), then handed to the replicas through a
-    private file. Returns once the replica answers.
+    private file. Returns once the replica answers. (Never hand a secret to a replica
+    through a Ray ``runtime_env``: Ray's runtime-env agent writes its variables to its log.)
     """
     from ray import serve
 

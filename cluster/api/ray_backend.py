@@ -139,6 +139,11 @@ class RayBackend:
         handle = self._handles.get(name)
         if handle is not None:
             return handle
+        if name.startswith("strategy:") and name.removeprefix("strategy:") not in (
+            await self.strategy_ids()
+        ):
+            # Never ask Ray for a name a client made up: Ray logs failed lookups by name.
+            raise NotFoundError(f"no strategy {name.removeprefix('strategy:')!r}")
         import ray
 
         try:
@@ -178,7 +183,7 @@ class RayBackend:
         return list(await asyncio.gather(*calls))
 
     async def strategy_ids(self) -> list[str]:
-        """Ids of the strategy actors that exist now (listing reused for a second)."""
+        """Ids of the strategy actors that exist now (a listing is reused for a second)."""
         stamp, ids = self._names
         if time.monotonic() - stamp < _NAMES_TTL_S:
             return ids
