@@ -59,13 +59,39 @@ from core.errors import RaytraderError
 from core.events import Scope, ScopeKind
 from optimization.api import JobState
 
-__all__ = ["LAUNCH_METHOD", "RayBackend", "check_data_paths"]
+__all__ = ["JOB_LIMITS", "LAUNCH_METHOD", "RayBackend", "check_data_paths", "check_job_size"]
 
 log = logging.getLogger("raytrader.api")
 
 #: The feed method ``POST /strategies`` calls (see ``RayBackend.launch_strategy``).
 LAUNCH_METHOD = "launch_strategy"
 _NAMES_TTL_S = 1.0  # how long a listing of the strategy actors is reused
+
+#: Upper bounds for a job submitted over HTTP (the CLI has none): field -> largest value.
+#: One token must not be able to make the jobs actor allocate tens of GB.
+JOB_LIMITS = {
+    "data.synthetic_cells": 5_000_000,  # synthetic symbols x bars
+    "trials": 100_000,
+    "paths": 1_000_000,
+    "horizon": 100_000,
+}
+
+
+def check_job_size(spec: BaseModel, where: str = "") -> None:
+    """``FieldError`` for a job spec over ``JOB_LIMITS`` (synthetic data, trials, paths)."""
+    prefix = f"{where}." if where else ""
+    data = getattr(spec, "data", None)
+    if data is not None and not data.paths:
+        cells = data.synthetic_symbols * data.synthetic_bars
+        if cells > JOB_LIMITS["data.synthetic_cells"]:
+            raise FieldError(f"{prefix}data.synthetic_bars", f"synthetic_symbols x synthetic_bars "
+                             f"= {cells} is over this API's limit of "
+                             f"{JOB_LIMITS['data.synthetic_cells']}")  # fmt: skip
+    for name in ("trials", "paths", "horizon"):
+        value = getattr(spec, name, None)
+        if value is not None and value > JOB_LIMITS[name]:
+            raise FieldError(f"{prefix}{name}", f"{value} is over this API's limit of "
+                             f"{JOB_LIMITS[name]}")  # fmt: skip
 
 
 def check_data_paths(spec: BaseModel, data_dir: Path | None, where: str = "") -> BaseModel:
@@ -363,12 +389,14 @@ class RayBackend:
 
     async def submit_backtest(self, spec: BacktestRequest, *, by: str) -> JobAccepted:
         """``POST /backtests``: a backtest job, its id at once."""
+        check_job_size(spec)
         checked = check_data_paths(spec, self.data_dir)
         log.info("backtest job submitted by %s", by)
         return await self._submit("backtest", _plain(checked))
 
     async def submit_optimization(self, request: OptimizationRequest, *, by: str) -> JobAccepted:
         """``POST /optimizations``: a research job, its id at once."""
+        check_job_size(request.spec, "spec")
         spec = check_data_paths(request.spec, self.data_dir, "spec")
         log.info("%s job submitted by %s", request.kind.value, by)
         return await self._submit(request.kind.value, spec)

@@ -14,6 +14,9 @@ from fastapi import APIRouter, Body, Path, Query
 
 from cluster.api.deps import Backend, Caller
 from cluster.api.schemas import (
+    CONFLICT,
+    NOT_FOUND,
+    NOT_SUPPORTED,
     STRATEGY_ID_PATTERN,
     BacktestRequest,
     JobAccepted,
@@ -40,6 +43,8 @@ __all__ = ["ROUTERS", "jobs", "portfolio", "risk", "strategies"]
 StrategyPath = Annotated[str, Path(pattern=STRATEGY_ID_PATTERN, description="strategy id")]
 JobPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="job id")]
 
+LIFECYCLE = {**NOT_FOUND, **CONFLICT}
+
 strategies = APIRouter(prefix="/strategies", tags=["strategies"])
 portfolio = APIRouter(tags=["portfolio"])
 risk = APIRouter(prefix="/risk", tags=["risk"])
@@ -52,32 +57,42 @@ async def list_strategies(backend: Backend) -> StrategyList:
     return await backend.list_strategies()
 
 
-@strategies.get("/{strategy_id}", summary="One strategy: parameters, positions, P&L, error")
+@strategies.get("/{strategy_id}", summary="One strategy: parameters, positions, P&L, error",
+                responses=NOT_FOUND)  # fmt: skip
 async def get_strategy(strategy_id: StrategyPath, backend: Backend) -> StrategyDetail:
     return await backend.get_strategy(strategy_id)
 
 
-@strategies.post("", status_code=201, summary="Launch a strategy instance into the running system")
+@strategies.post("", status_code=201, summary="Launch a strategy instance into the running system",
+                 responses={**CONFLICT, **NOT_SUPPORTED})  # fmt: skip
 async def launch_strategy(body: StrategyLaunch, backend: Backend, who: Caller) -> StrategyDetail:
     return await backend.launch_strategy(body, by=who)
 
 
-@strategies.post("/{strategy_id}/pause", summary="Keep following bars, send no orders")
+@strategies.post(
+    "/{strategy_id}/pause", responses=LIFECYCLE, summary="Keep following bars, send no orders"
+)
 async def pause_strategy(
     strategy_id: StrategyPath, backend: Backend, who: Caller
 ) -> StrategyAction:
     return await backend.pause_strategy(strategy_id, by=who)
 
 
-@strategies.post("/{strategy_id}/resume", summary="Send orders again after a pause")
+@strategies.post(
+    "/{strategy_id}/resume", responses=LIFECYCLE, summary="Send orders again after a pause"
+)
 async def resume_strategy(
     strategy_id: StrategyPath, backend: Backend, who: Caller
 ) -> StrategyAction:
     return await backend.resume_strategy(strategy_id, by=who)
 
 
-@strategies.post("/{strategy_id}/stop", summary="Stop for good (positions stay)")
-async def stop_strategy(strategy_id: StrategyPath, backend: Backend, who: Caller) -> StrategyAction:
+@strategies.post(
+    "/{strategy_id}/stop", responses=LIFECYCLE, summary="Stop for good (positions stay)"
+)
+async def stop_strategy(
+    strategy_id: StrategyPath, backend: Backend, who: Caller
+) -> StrategyAction:
     return await backend.stop_strategy(strategy_id, by=who)
 
 
@@ -137,7 +152,8 @@ async def submit_optimization(
     return await backend.submit_optimization(body, by=who)
 
 
-@jobs.get("/jobs/{job_id}", summary="A job's state, progress and (once done) result")
+@jobs.get("/jobs/{job_id}", summary="A job's state, progress and (once done) result",
+          responses=NOT_FOUND)  # fmt: skip
 async def job_status(job_id: JobPath, backend: Backend) -> JobView:
     return await backend.job_status(job_id)
 

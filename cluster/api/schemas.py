@@ -55,6 +55,9 @@ from optimization.specs import (
 )
 
 __all__ = [
+    "CONFLICT",
+    "NOT_FOUND",
+    "NOT_SUPPORTED",
     "PROTECTED_RESPONSES",
     "PUBLIC_RESPONSES",
     "BacktestRequest",
@@ -184,6 +187,15 @@ class ErrorResponse(BaseModel):
 _ERR = {"model": ErrorResponse}
 PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: {**_ERR, "description": "Too many requests (see Retry-After)"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**_ERR, "description": "No such strategy or job"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {**_ERR, "description": "Not possible in the current state (e.g. the strategy stopped)"}
+}
+NOT_SUPPORTED: dict[int | str, dict[str, Any]] = {
+    501: {**_ERR, "description": "The running system cannot do this yet"}
 }
 PROTECTED_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {**_ERR, "description": "Missing or invalid API token"},
