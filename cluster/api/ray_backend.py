@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,18 @@ class RayBackend:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self._handles: dict[str, Any] = {}
         self._names: tuple[float, list[str]] = (0.0, [])
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}
+
+    async def _shared(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """One fetch for every concurrent read of ``key``: a read arriving while the same
+        read is in flight shares its answer (at most one fetch old), so a crowd of clients
+        costs the actors one call per round, not one per client."""
+        future = self._in_flight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(fetch())
+            self._in_flight[key] = future
+            future.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await asyncio.shield(future)
 
     # ------------------------------------------------------------------ plumbing
     async def _handle(self, name: str) -> Any:
@@ -272,6 +284,9 @@ class RayBackend:
     # ------------------------------------------------------------------ strategies
     async def list_strategies(self) -> StrategyList:
         """``GET /strategies``: every strategy actor's status."""
+        return await self._shared("strategies", self._list_strategies)
+
+    async def _list_strategies(self) -> StrategyList:
         ids = await self.strategy_ids()
         found = await self._gather(*(self._status_or_none(sid) for sid in ids))
         return StrategyList(strategies=[views.summary(s) for s in found if s is not None])
@@ -323,6 +338,9 @@ class RayBackend:
     # ------------------------------------------------------------------ portfolio
     async def positions(self) -> PositionsResponse:
         """``GET /positions``: the broker's sub-accounts, marked at the last close."""
+        return await self._shared("positions", self._positions)
+
+    async def _positions(self) -> PositionsResponse:
         accounts, last_bar = await self._gather(
             self.call(BROKER, "accounts"), self.call(BROKER, "last_bar")
         )
@@ -335,6 +353,9 @@ class RayBackend:
 
     async def pnl(self) -> PnlResponse:
         """``GET /pnl``: the account and every strategy."""
+        return await self._shared("pnl", self._pnl)
+
+    async def _pnl(self) -> PnlResponse:
         accounts, state = await self._gather(self.call(BROKER, "accounts"),
                                              self.call(RISK, "state"))  # fmt: skip
         return views.pnl(accounts, state.get("marks", {}))
@@ -355,7 +376,7 @@ class RayBackend:
 
     async def risk_state(self) -> RiskStateResponse:
         """``GET /risk/state``."""
-        return views.risk_state(await self.call(RISK, "state"))
+        return views.risk_state(await self._shared("risk_state", lambda: self.call(RISK, "state")))
 
     async def kill(self, request: KillRequest, *, by: str) -> KillResponse:
         """``POST /risk/kill``: journaled, orders canceled (and flattened) before it answers.
