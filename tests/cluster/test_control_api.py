@@ -119,6 +119,26 @@ def test_bad_requests_get_4xx_with_field_and_reason_and_change_nothing(system, o
     assert _risk_view(system) == before
 
 
+def test_cli_client_prints_tables_and_exits_2_with_field_and_reason_on_4xx(system) -> None:
+    from click.testing import CliRunner
+
+    from cluster.cli import main
+
+    env = {"RAYTRADER_API_URL": system.url, "RAYTRADER_API_TOKEN": system.tokens["ops"]}
+    runner = CliRunner()
+    status = runner.invoke(main, ["status"], env=env)
+    limits = runner.invoke(main, ["limits", "get", "--json"], env=env)
+    bad_kill = runner.invoke(main, ["kill", "--scope", "strategy:nope"], env=env)
+    bad_limit = runner.invoke(main, ["limits", "set", "max_position_pct=-5"], env=env)
+    no_token = runner.invoke(main, ["status", "--token", "x" * 43], env=env)
+    assert status.exit_code == 0 and "flip" in status.output and "ready: yes" in status.output
+    assert limits.exit_code == 0 and "max_position_pct" in limits.output
+    assert bad_kill.exit_code == 2 and "scope: unknown strategy 'nope'" in bad_kill.output
+    assert bad_limit.exit_code == 2 and "max_position_pct: Input should be greater than 0" in (
+        bad_limit.output)  # fmt: skip
+    assert no_token.exit_code == 2 and "401" in no_token.output
+
+
 def test_strategy_pause_resume_stop_over_http_are_journaled_with_the_token_name(
     system, ops
 ) -> None:
