@@ -56,6 +56,7 @@ __all__ = [
     "RiskVerdict",
     "Scope",
     "ScopeKind",
+    "StrategyLaunched",
     "StrategyState",
     "StrategyStateChanged",
     "TradingState",
@@ -198,6 +199,7 @@ class EventKind(StrEnum):
     LIMITS_CHANGED = "limits_changed"
     RISK_MARK = "risk_mark"  # day-start equity or a new equity peak
     STRATEGY_STATE_CHANGED = "strategy_state_changed"
+    STRATEGY_LAUNCHED = "strategy_launched"  # a strategy added to a running system
 
 
 # ------------------------------------------------------------------ scope
@@ -472,6 +474,15 @@ class StrategyStateChanged(_Frozen):
     by: str = "system"
     error: str | None = None
     traceback: str | None = None
+
+
+class StrategyLaunched(_Frozen):
+    """A strategy instance added to a running system by an operator; ``config`` is its
+    ``StrategyConfig`` as JSON, so every actor that restarts opens its accounts again."""
+
+    strategy_id: str
+    config: dict[str, Any]
+    by: str
 
 
 # ------------------------------------------------------------------ feed, broker and host markers

@@ -33,6 +33,7 @@ from core.events import (
     RiskReason,
     RiskVerdict,
     ScopeKind,
+    StrategyLaunched,
     StrategyStateChanged,
     TradingStateChanged,
 )
@@ -56,6 +57,7 @@ EVENT_MODELS: Final[dict[EventKind, type[BaseModel]]] = {
     EventKind.LIMITS_CHANGED: LimitsChanged,
     EventKind.RISK_MARK: RiskMark,
     EventKind.STRATEGY_STATE_CHANGED: StrategyStateChanged,
+    EventKind.STRATEGY_LAUNCHED: StrategyLaunched,
 }
 _KIND_OF: Final[dict[type[BaseModel], EventKind]] = {m: k for k, m in EVENT_MODELS.items()}
 
@@ -111,6 +113,8 @@ def natural_key(event: BaseModel) -> str | None:
             return f"dropped:{event.intent.client_order_id}"
         case BarProcessed():
             return f"bar_processed:{event.bar_index}"
+        case StrategyLaunched():
+            return f"launched:{event.strategy_id}"
         case BarDone():
             return f"bar_done:{event.bar_index}"
         case BarQuarantined():

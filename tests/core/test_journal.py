@@ -41,6 +41,7 @@ from core.events import (
     RiskReason,
     RiskVerdict,
     Scope,
+    StrategyLaunched,
     StrategyState,
     StrategyStateChanged,
     TradingState,
@@ -107,6 +108,8 @@ def one_of_each() -> list:
         LimitsChanged(limits={"max_position_pct": 10.0}, by="op"),
         RiskMark(kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=date(2024, 1, 2)),
         StrategyStateChanged(strategy_id="s1", old=None, new=StrategyState.RUNNING),
+        StrategyLaunched(strategy_id="s2", config={"id": "s2", "strategy": "sma_crossover",
+                         "symbols": ["AAPL"]}, by="op"),
     ]  # fmt: skip
 
 
@@ -438,7 +441,10 @@ def test_sigkill_while_appending_keeps_every_committed_event(tmp_path: Path) -> 
         assert line, proc.stderr.read() if proc.stderr else "worker died"
         committed.append(int(line.split()[0]))
     os.kill(proc.pid, signal.SIGKILL)
-    rest, _ = proc.communicate(timeout=30)
+    # Read the rest through the same buffered reader: communicate() would read the raw pipe
+    # and miss lines readline() already pulled into the buffer (seen under load).
+    rest = proc.stdout.read()
+    proc.wait(timeout=30)
     committed += [int(line.split()[0]) for line in rest.splitlines() if line.strip()]
     assert proc.returncode == -signal.SIGKILL
     with Journal(path) as j:
