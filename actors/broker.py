@@ -17,8 +17,18 @@ from typing import Any
 
 import ray
 
-from actors.common import FEED, ActorShell, Handles, open_journal, pack, unpack, warm_up
+from actors.common import (
+    FEED,
+    ActorShell,
+    Handles,
+    all_strategies,
+    open_journal,
+    pack,
+    unpack,
+    warm_up,
+)
 from actors.retry import call_sync
+from core import metric_names as mn
 from core.events import (
     BarSlice,
     BrokerRejectReason,
@@ -32,7 +42,7 @@ from core.events import (
     Scope,
 )
 from core.paper import BarReport, PaperEngine
-from core.run_config import RunConfig
+from core.run_config import RunConfig, StrategyConfig
 
 __all__ = ["BROKER_KINDS", "Broker", "is_not_approved"]
 
@@ -69,21 +79,20 @@ class Broker(ActorShell):
         journal_path: the journal file.
     """
 
-    def __init__(
-        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
-    ) -> None:
+    def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint
         self._config = config
         self._actor = Handles()
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._fill_commit_ns: dict[int, int] = {}
+        self._init_telemetry(SOURCE, self._journal)
         warm_up(config.strategies)
         self._rebuild()
 
     # ------------------------------------------------------------------ restart
     def _new_engine(self) -> PaperEngine:
         engine = PaperEngine(self._config.broker.paper_options())
-        for strategy in self._config.strategies:
+        for strategy in all_strategies(self._config, self._journal):
             engine.open_account(strategy.id, strategy.symbols, strategy.sim)
         return engine
 
@@ -106,7 +115,7 @@ class Broker(ActorShell):
         if not events:
             return
         try:
-            self._journal.append_many(events, source=SOURCE)
+            self._telemetry.append(events)
         except BaseException:
             self._rebuild()
             raise
@@ -225,7 +234,22 @@ class Broker(ActorShell):
         self._append(events)
         return events
 
+    @ray.method(max_task_retries=0)
+    def open_account(self, strategy: dict[str, Any]) -> dict[str, Any]:
+        """Open a launched strategy's sub-account (risk calls it; idempotent): it trades
+        from the next bar with its configured cash."""
+        config = StrategyConfig.model_validate(strategy)
+        if config.id not in self._engine.strategies:
+            self._engine.open_account(config.id, config.symbols, config.sim)
+        return self._engine.ledger(config.id).snapshot()
+
     # ------------------------------------------------------------------ queries
+    def _refresh_gauges(self) -> None:
+        """Realized P&L per strategy (additive across strategies)."""
+        rec = self._telemetry.recorder
+        for sid in self._engine.strategies:
+            rec.set(mn.PNL_REALIZED, self._engine.ledger(sid).realized_pnl, strategy=sid)
+
     def fill_counts_now(self) -> dict[str, int]:
         """Fills applied per sub-account so far."""
         return {sid: self._engine.ledger(sid).n_fills for sid in self._engine.strategies}

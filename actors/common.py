@@ -10,9 +10,13 @@ import logging
 import os
 import pickle
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from core.journal import Journal
+
+if TYPE_CHECKING:
+    from actors.event_metrics import EventMetrics
+    from core.run_config import RunConfig, StrategyConfig
 
 __all__ = [
     "BROKER",
@@ -23,10 +27,12 @@ __all__ = [
     "RISK",
     "ActorShell",
     "Handles",
+    "all_strategies",
     "get_actor",
     "host_name",
     "open_journal",
     "pack",
+    "restarted",
     "unpack",
     "warm_up",
 ]
@@ -50,6 +56,32 @@ def open_journal(path: str, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -
     """A hot writer's connection: no automatic checkpoints on its commits (the ``journal``
     actor checkpoints in the background), so no commit pays for a WAL checkpoint."""
     return Journal(path, synchronous=synchronous, wal_autocheckpoint=0)
+
+
+def all_strategies(config: RunConfig, journal: Journal) -> list[StrategyConfig]:
+    """The run's strategies: the config's, then those launched into the running system
+    (journaled ``strategy_launched``, in launch order), so a restarted actor knows them all."""
+    from core.events import EventKind, StrategyLaunched
+    from core.run_config import StrategyConfig
+
+    out = list(config.strategies)
+    ids = {s.id for s in out}
+    for entry in journal.read([EventKind.STRATEGY_LAUNCHED]):
+        event: StrategyLaunched = entry.event  # type: ignore[assignment]
+        if event.strategy_id not in ids:
+            out.append(StrategyConfig.model_validate(event.config))
+            ids.add(event.strategy_id)
+    return out
+
+
+def restarted() -> bool:
+    """True in an actor process Ray started again after the actor died (not the first)."""
+    import ray
+
+    try:
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+    except Exception:  # outside an actor
+        return False
 
 
 def pack(value: Any) -> bytes:
@@ -117,6 +149,28 @@ class ActorShell:
     SIGKILL it). They are plain methods, so an actor whose own methods are plain too (host,
     broker: nothing to await) is a threaded actor, one call at a time, which costs Ray less
     per call than an asyncio actor's hand-off to its event loop thread."""
+
+    _telemetry: EventMetrics
+
+    def _init_telemetry(self, source: str, journal: Journal) -> EventMetrics:
+        """The actor's metrics recorder and timed journal writer (``actors.event_metrics``);
+        a restarted process counts itself in ``actor_restarts_total``."""
+        from actors.event_metrics import EventMetrics
+        from actors.metrics import MetricsRecorder
+        from core import metric_names as mn
+
+        self._telemetry = EventMetrics(MetricsRecorder(source), journal, source)
+        if restarted():
+            self._telemetry.recorder.inc(mn.ACTOR_RESTARTS, actor=source)
+        return self._telemetry
+
+    def _refresh_gauges(self) -> None:
+        """Set the gauges computed from the actor's state (overridden where there are any)."""
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Every metric of this process (``actors.metrics.SNAPSHOT_METHOD``), gauges fresh."""
+        self._refresh_gauges()
+        return dict(self._telemetry.recorder.snapshot())
 
     def ready(self) -> bool:
         """True once ``__init__`` (the rebuild from the journal) has finished."""

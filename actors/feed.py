@@ -26,12 +26,33 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from actors.common import RISK, ActorShell, Handles, host_name, open_journal, pack, unpack
+from actors.common import (
+    RISK,
+    ActorShell,
+    Handles,
+    all_strategies,
+    host_name,
+    open_journal,
+    pack,
+    unpack,
+)
 from actors.retry import ActorDownError, call_all_sync, call_sync
-from core.events import BarDone, DropReason, EventKind, IntentDropped, OrderFilled, OrderIntent
+from core import metric_names as mn
+from core.errors import ConfigError
+from core.events import (
+    BarDone,
+    Decision,
+    DropReason,
+    EventKind,
+    IntentDropped,
+    OrderFilled,
+    OrderIntent,
+    RiskVerdict,
+    StrategyLaunched,
+)
 from core.panel import WidePanel
 from core.replay import load_source
-from core.run_config import RunConfig
+from core.run_config import RunConfig, StrategyConfig
 
 __all__ = ["DataFeed", "FeedState"]
 
@@ -59,14 +80,14 @@ class DataFeed(ActorShell):
         journal_path: the journal file.
     """
 
-    def __init__(
-        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
-    ) -> None:
+    def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint
         self._config = config
         self._runtime = config.runtime
         self._actor = Handles()
+        self._journal_path = journal_path
         self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._telemetry = self._init_telemetry(SOURCE, self._journal)
         self._source = load_source(config.feed.data)
         done = self._journal.max_bar(EventKind.BAR_DONE)
         self._next = 0 if done is None else done + 1
@@ -74,7 +95,8 @@ class DataFeed(ActorShell):
             self._source.validate_through(done)
         self._resumed_at = self._next
         self._state = FeedState.DONE if self._next >= self._source.n_bars else FeedState.IDLE
-        self._hosts = [s.id for s in config.strategies]
+        self._hosts = [s.id for s in all_strategies(config, self._journal)]
+        self._launch_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._control = threading.Lock()  # replay state changes
         self._source_lock = threading.Lock()  # emission vs history for restarting actors
@@ -174,7 +196,7 @@ class DataFeed(ActorShell):
         with self._source_lock:
             emitted = self._source.emit(t)
         if emitted.quarantined:
-            self._journal.append_many(emitted.quarantined, source=SOURCE, dedup_keys=emitted.keys)
+            self._telemetry.append(emitted.quarantined, dedup_keys=emitted.keys)
         if len(self._emit_ns) < _TIMINGS_KEPT:
             self._emit_ns[t] = time.time_ns()
         return emitted.bar, pack(emitted.bar)  # serialized once for every receiver
@@ -190,6 +212,7 @@ class DataFeed(ActorShell):
             self._opened = (t, bar, wire, out["report"], out["fill_counts"])
         _, bar, wire, report, counts = self._opened
         calls = []
+        handed = time.perf_counter()
         for sid in self._hosts:
             name = host_name(sid)
             fills = self._carry.pop(sid, []) + report.fills_for(sid)
@@ -201,9 +224,11 @@ class DataFeed(ActorShell):
         more = chain and t + 1 < self._source.n_bars and self._unpaused.is_set()
         nxt = self._emit(t + 1) if more and not self._stopping else None
         out = self._close(t, wire, intents, None if nxt is None else nxt[1])
+        self._latency(out["verdicts"], time.perf_counter() - handed)
         for fill in out["fills"]:  # close fills: the hosts apply them with the next bar
             self._carry.setdefault(fill.strategy_id, []).append(fill)
-        self._journal.append(BarDone(bar_index=t, bar_ts=bar.time), source=SOURCE)
+        self._telemetry.append([BarDone(bar_index=t, bar_ts=bar.time)])
+        self._telemetry.recorder.set(mn.LAST_BAR_TIMESTAMP, time.time())
         if len(self._done_ns) < _TIMINGS_KEPT:
             self._done_ns[t] = time.time_ns()
         self._opened = None
@@ -222,8 +247,18 @@ class DataFeed(ActorShell):
         wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
         if intents:
             try:
-                return unpack(call_sync(close, wire, pack(intents), next_wire, name=RISK,
-                                        restart_wait_s=wait, timeout_s=timeout, retry=False))
+                return unpack(
+                    call_sync(
+                        close,
+                        wire,
+                        pack(intents),
+                        next_wire,
+                        name=RISK,
+                        restart_wait_s=wait,
+                        timeout_s=timeout,
+                        retry=False,
+                    )
+                )
             except ActorDownError as exc:
                 limit = self._runtime.risk_buffer_limit
                 if self._runtime.on_risk_down == "drop":
@@ -245,10 +280,64 @@ class DataFeed(ActorShell):
         """
         events = [IntentDropped(intent=i, why=why, detail=detail) for i in intents]
         keys = [f"decision:{i.client_order_id}" for i in intents]
-        appended = self._journal.append_many(events, source=SOURCE, dedup_keys=keys)
+        appended = self._telemetry.append(events, dedup_keys=keys)
         dropped = sum(not a.duplicate for a in appended)
         self._dropped += dropped
         log.warning("%d intents dropped (%s)", dropped, why.value)
+
+    def _latency(self, verdicts: list[RiskVerdict], seconds: float) -> None:
+        """``bar_to_order_seconds`` for each strategy with an order at the broker this bar:
+        from the hosts getting the bar to risk's answer (orders accepted, fills of ``close``)."""
+        for sid in sorted({v.strategy_id for v in verdicts if v.decision is not Decision.REJECTED}):
+            self._telemetry.recorder.observe(mn.BAR_TO_ORDER_SECONDS, seconds, strategy=sid)
+
+    # ------------------------------------------------------------------ launching
+    def launch_strategy(self, config: dict[str, Any], by: str = "operator") -> dict[str, Any]:
+        """Add a strategy to the running system; it trades from the next bar.
+
+        Journals ``strategy_launched`` first (so every actor that restarts knows it), has
+        risk open its accounts (risk opens the broker's), creates its host (which catches
+        up on the bars so far from this feed), and only then adds it to the bar fan-out.
+        Idempotent: a resend of the same config finishes what a failed call left; another
+        config under a running id is refused.
+
+        Raises:
+            ConfigError: the config is invalid, names symbols the feed does not have, or
+                its id belongs to a strategy with another config.
+        """
+        import ray
+
+        from actors.host import StrategyHost
+        from actors.runtime import actor_options
+
+        strategy = StrategyConfig.model_validate(config)
+        plain = strategy.model_dump(mode="json")
+        unknown = sorted(set(strategy.symbols) - set(self._source.symbols))
+        if unknown:
+            raise ConfigError(f"strategy {strategy.id!r}: symbols not in the feed's data: "
+                              f"{', '.join(unknown)}")  # fmt: skip
+        with self._launch_lock:
+            known = {s.id: s for s in all_strategies(self._config, self._journal)}
+            if strategy.id in known and known[strategy.id] != strategy:
+                raise ConfigError(f"strategy {strategy.id!r} exists already with another config")
+            self._telemetry.append([StrategyLaunched(strategy_id=strategy.id, config=plain,
+                                                     by=by)])  # fmt: skip
+            wait = self._runtime.restart_wait_s
+            call_sync(self._actor(RISK).open_account, plain, name=RISK, restart_wait_s=wait,
+                      timeout_s=self._runtime.call_timeout_s)  # fmt: skip
+            name = host_name(strategy.id)
+            options = {**actor_options(name), "lifetime": "detached"}  # outlives this feed
+            host = (
+                ray.remote(StrategyHost)
+                .options(**options)
+                .remote(strategy, self._config, self._journal_path, fingerprint=self._fingerprint)
+            )
+            ray.get(host.ready.remote(), timeout=max(wait, 60.0))
+            if strategy.id not in self._hosts:
+                self._hosts = [*self._hosts, strategy.id]  # one assignment: the loop reads it
+            status = ray.get(host.status.remote(), timeout=self._runtime.call_timeout_s)
+        log.info("strategy %s launched by %s", strategy.id, by)
+        return {"id": strategy.id, "state": status["state"], "next_bar": self._next, "by": by}
 
     def _sync_hosts(self) -> None:
         """After the last bar: every host takes the fills it has not seen (the last bar's

@@ -76,6 +76,7 @@ class StrategyHost(ActorShell):
         self._name = host_name(strategy.id)
         self._runtime = config.runtime
         self._journal = open_journal(journal_path, config.journal.synchronous)
+        self._init_telemetry(self._name, self._journal)
         self._counts: Counter[str] = Counter()
         self._error: str | None = None
         self._traceback: str | None = None
@@ -130,7 +131,7 @@ class StrategyHost(ActorShell):
         event = StrategyStateChanged(
             strategy_id=self._sid, old=self._state, new=new, by=by, error=error, traceback=tb
         )
-        self._journal.append(event, source=self._name)
+        self._telemetry.append([event])
         self._state, self._error, self._traceback = new, error, tb
 
     def _fail(self, exc: BaseException) -> None:
@@ -232,7 +233,8 @@ class StrategyHost(ActorShell):
             "id": self._sid, "strategy": cfg.strategy, "params": self._runner.strategy.params,
             "symbols": list(cfg.symbols), "state": self._state.value, "error": self._error,
             "traceback": self._traceback, "last_bar": self._runner.last_bar_index,
-            "counts": dict(self._counts),
+            "counts": dict(self._counts), "sim": cfg.sim.model_dump(mode="json"),
+            "max_history": cfg.max_history,
             "ledger": self._runner.ledger.snapshot(),
         }  # fmt: skip
 

@@ -51,6 +51,7 @@ class JournalReader(ActorShell):
         self._fingerprint = fingerprint
         self._path = journal_path
         self._journal = Journal(journal_path)  # checkpoints write the database file
+        self._init_telemetry("journal", self._journal)  # restarts (it appends nothing)
         self._checkpoints = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(

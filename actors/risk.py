@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -29,8 +31,19 @@ import ray
 from pydantic import BaseModel
 
 from actors.broker import BROKER_KINDS, is_not_approved
-from actors.common import BROKER, FEED, ActorShell, Handles, open_journal, pack, unpack, warm_up
+from actors.common import (
+    BROKER,
+    FEED,
+    ActorShell,
+    Handles,
+    all_strategies,
+    open_journal,
+    pack,
+    unpack,
+    warm_up,
+)
 from actors.retry import call, call_sync
+from core import metric_names as mn
 from core.events import (
     BarSlice,
     Decision,
@@ -47,11 +60,12 @@ from core.events import (
 from core.paper import BarReport
 from core.risk import REBUILD_KINDS, RiskEngine, RiskLimits
 from core.risk.book import RiskBook
-from core.run_config import RunConfig
+from core.run_config import RunConfig, StrategyConfig
 
 __all__ = ["Risk"]
 
 SOURCE = "risk"
+GAUGE_EVERY_S = 1.0  # account gauges on the bar path at most this often (a scrape: always)
 log = logging.getLogger("raytrader.risk")
 
 
@@ -63,9 +77,7 @@ class Risk(ActorShell):
         journal_path: the journal file.
     """
 
-    def __init__(
-        self, config: RunConfig, journal_path: str, *, fingerprint: str = ""
-    ) -> None:
+    def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint
         self._config = config
         self._actor = Handles()
@@ -74,6 +86,8 @@ class Risk(ActorShell):
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
         self._kills_waiting = 0
+        self._init_telemetry(SOURCE, self._journal)
+        self._gauges_at = 0.0
         warm_up(config.strategies, max_bars=64)
         self._rebuild(fetch_prices=True)
 
@@ -82,7 +96,7 @@ class Risk(ActorShell):
         """Start-up and crash recovery: engine and book from the journal, marks from the feed."""
         self._engine = RiskEngine.rebuild(self._journal.read(REBUILD_KINDS), self._config.risk)
         book = RiskBook()
-        for strategy in self._config.strategies:
+        for strategy in all_strategies(self._config, self._journal):
             book.open_account(strategy.id, strategy.symbols, strategy.sim.cash)
         book.apply_all(e.event for e in self._journal.read(BROKER_KINDS)
                        if not is_not_approved(e.event))  # fmt: skip
@@ -101,13 +115,17 @@ class Risk(ActorShell):
         self._pending_closed: list[tuple[str, float]] = []
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
+        rec = self._telemetry.recorder
+        rec.set(mn.TRADING_STATE, 0, scope="global")
+        for scope, status in self._engine.states.restricted().items():
+            rec.set(mn.TRADING_STATE, mn.TRADING_STATE_VALUE[status.state], scope=str(scope))
 
     def _append(self, events: Sequence[BaseModel]) -> list[Any]:
         """Journal engine events before answering; on failure rebuild the engine and raise."""
         if not events:
             return []
         try:
-            return self._journal.append_many(events, source=SOURCE)
+            return self._telemetry.append(events)
         except BaseException:
             self._rebuild()
             raise
@@ -125,7 +143,32 @@ class Risk(ActorShell):
         self._append(events)
         self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
+        if time.monotonic() - self._gauges_at >= GAUGE_EVERY_S:
+            self._refresh_gauges()
         return events
+
+    def _refresh_gauges(self) -> None:
+        """Equity, day-start equity, drawdown from the peak and gross exposure, for the
+        account (``global``) and each strategy's sub-account, from the book and the marks."""
+        self._gauges_at = time.monotonic()
+        rec, marks, view = self._telemetry.recorder, self._engine.marks, self._book.view()
+        gross = {
+            sid: math.fsum(abs(q) * (view.price(sym) or 0.0) for sym, q in pos.items())
+            for sid, pos in view.positions.items()
+        }  # fmt: skip
+        scoped = [(Scope.parse("global"), view.total_equity, math.fsum(gross.values()))]
+        scoped += [(Scope.parse(f"strategy:{sid}"), view.equity.get(sid, 0.0), gross.get(sid, 0.0))
+                   for sid in view.strategies()]  # fmt: skip
+        for scope, equity, exposure in scoped:
+            label = str(scope)
+            rec.set(mn.EQUITY, equity, scope=label)
+            rec.set(mn.GROSS_EXPOSURE, exposure, scope=label)
+            peak = marks.peak.get(scope)
+            if peak is not None and peak > 0:
+                rec.set(mn.DRAWDOWN, max(0.0, 1.0 - equity / peak), scope=label)
+            start = marks.day_start.get(scope)
+            if start is not None:
+                rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
     async def _broker(self, method: str, *args: Any) -> dict[str, Any]:
         """A broker call, resent while the broker restarts (every broker call is idempotent)."""
@@ -264,6 +307,17 @@ class Risk(ActorShell):
         return verdict
 
     # ------------------------------------------------------------------ operator commands
+    @ray.method(max_task_retries=0)
+    async def open_account(self, strategy: dict[str, Any]) -> dict[str, Any]:
+        """Open a launched strategy's account: the broker's sub-account first, then risk's
+        view of it (``feed.launch_strategy`` calls it after journaling the launch; risk
+        stays the broker's only caller). Idempotent."""
+        config = StrategyConfig.model_validate(strategy)
+        async with self._lock:
+            await self._broker("open_account", config.model_dump(mode="json"))
+            self._book.open_account(config.id, config.symbols, config.sim.cash)
+        return {"strategy": config.id, "cash": config.sim.cash}
+
     @ray.method(max_task_retries=0)
     async def kill(
         self, scope: str, mode: str = "halt", flatten: bool = False, by: str = "operator"

@@ -232,7 +232,8 @@ PNL_REALIZED = MetricSpec(
 )  # fmt: skip
 BAR_TO_ORDER_SECONDS = MetricSpec(
     "raytrader_bar_to_order_seconds", MetricKind.HISTOGRAM,
-    "Seconds from a bar's arrival at the feed to its orders reaching the broker.",
+    "Seconds from the feed handing a bar to the strategies to risk's answer for its orders "
+    "(approved orders accepted at the broker), per strategy with an order that bar.",
     ("strategy",), _LATENCY,
 )  # fmt: skip
 BAD_BARS = MetricSpec(
