@@ -170,11 +170,20 @@ class Topology:
                 ref = self.feed.run.remote()
 
     def stop(self) -> None:
-        """Kill every actor of this run for good."""
+        """Kill every actor of this run for good, strategies launched while it ran too
+        (their hosts are detached: they outlive the feed that created them)."""
         import ray
 
         for handle in self.handles.values():
             ray.kill(handle, no_restart=True)
+        fp = fingerprint(self.config, self.journal_path)
+        for name in live_actor_names():
+            if not name.startswith("strategy:") or name in self.handles:
+                continue
+            with contextlib.suppress(Exception):  # gone in between, or not answering
+                handle = ray.get_actor(name, namespace=NAMESPACE)
+                if ray.get(handle.fingerprint.remote(), timeout=10) == fp:
+                    ray.kill(handle, no_restart=True)
 
 
 def _create(cls: type, name: str, fp: str, *args: Any) -> Any:

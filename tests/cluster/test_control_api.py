@@ -228,8 +228,6 @@ def test_jobs_return_an_id_at_once_and_reach_a_result(system, ops) -> None:
     assert ops.get("/jobs/0123456789ab").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="the runtime cannot launch a strategy yet: the feed "
-                   "needs launch_strategy(config, by) (an actor change)")  # fmt: skip
 def test_launch_a_strategy_into_the_running_system(system, ops) -> None:
     launched = ops.post("/strategies", json={"id": "sma-new", "strategy": "sma_crossover",
                         "params": {"fast": 5, "slow": 20}, "symbols": ["ORCL"]})  # fmt: skip
@@ -245,7 +243,6 @@ def test_metrics_on_the_api_are_the_merged_exposition(system, ops) -> None:
     assert {"feed", "risk", "broker", "journal"} <= set(up)  # every live actor is asked
 
 
-@pytest.mark.xfail(strict=True, reason="actors do not record metrics yet")
 def test_metrics_after_the_replay_match_the_journal(system, ops) -> None:
     system.topo.run()  # to the end of the replay
     families = {f.name: f for f in text_string_to_metric_families(ops.get("/metrics").text)}
