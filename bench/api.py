@@ -1,6 +1,6 @@
 """W6: the control API under load, and how fast a kill over HTTP takes effect.
 
-``python -m bench.api [--clients 50] [--seconds 10] [--kills 5]``
+``python -m bench.api [--clients 50] [--seconds 10] [--kills 5] [--poll-hz 1]``
 
 Starts Ray in this process, a live system of three strategies (flip-every-bar Flippers on
 ORCL, NVDA and YHOO) replaying at a paced 50 bars a second, and the control API with Ray Serve
@@ -9,6 +9,9 @@ on loopback. Then, while the replay runs:
 - **Reads**: ``--clients`` concurrent clients (one asyncio httpx client each) send
   ``GET /strategies``, then ``GET /positions``, back to back for ``--seconds`` each; printed:
   requests/s, p50, p99 and max latency, and any non-200 answers. Target: p99 under 50 ms.
+- **Polling**: the same clients, each sending one request every ``1/--poll-hz`` seconds
+  (open loop, staggered starts: dashboards and scripts polling), so the latency is the
+  service time rather than the queue a closed loop builds on 2 shared cores.
 - **Kill**: ``--kills`` times ``POST /risk/kill {"scope": "global"}`` then ``/risk/resume``;
   printed per kill: the HTTP round trip, the orders the broker accepted after the kill's
   journal row (from the journal: must be none), the time from sending the POST to the last
@@ -39,26 +42,35 @@ BARS_PER_S = 50
 
 
 async def _client(url: str, path: str, headers: dict[str, str], until: float,
-                  out: list[float], errors: list[int]) -> None:  # fmt: skip
+                  out: list[float], errors: list[int], period: float = 0.0,
+                  offset: float = 0.0) -> None:  # fmt: skip
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        await asyncio.sleep(offset)
+        next_at = time.perf_counter()
         while time.perf_counter() < until:
             t0 = time.perf_counter()
             answer = await http.get(path)
             out.append(time.perf_counter() - t0)
             if answer.status_code != 200:
                 errors.append(answer.status_code)
+            if period:  # open loop: the next request at its slot, however long this took
+                next_at += period
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
 
 def measure_reads(url: str, path: str, headers: dict[str, str], clients: int,
-                  seconds: float) -> dict[str, Any]:  # fmt: skip
-    """``clients`` concurrent clients reading ``path`` for ``seconds``: rate and latencies."""
+                  seconds: float, hz: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """``clients`` concurrent clients reading ``path`` for ``seconds``: rate and latencies;
+    back to back (closed loop) or, with ``hz``, each one request every ``1/hz`` s."""
     latencies: list[float] = []
     errors: list[int] = []
+    period = 1.0 / hz if hz else 0.0
 
     async def run() -> None:
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(url, path, headers, until, latencies, errors)
-                               for _ in range(clients)))  # fmt: skip
+        await asyncio.gather(*(_client(url, path, headers, until, latencies, errors, period,
+                                       period * i / clients)
+                               for i in range(clients)))  # fmt: skip
 
     start = time.perf_counter()
     asyncio.run(run())
@@ -132,6 +144,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--poll-hz", type=float, default=1.0, help="open-loop rate per client")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -149,6 +162,13 @@ def main() -> None:
               "bars/s running, 2 vCPUs shared by clients, Serve and the actors")
         for path in ("/strategies", "/positions"):
             r = measure_reads(deployed.url, path, headers, args.clients, args.seconds)
+            print(f"  GET {r['path']:<12} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+                  f"p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms  "
+                  f"({r['requests']} requests, {r['errors']} not 200)  target p99 < 50 ms")
+        print(f"  polling: each client one request every {1 / args.poll_hz:g} s (open loop)")
+        for path in ("/strategies", "/positions"):
+            r = measure_reads(deployed.url, path, headers, args.clients, args.seconds,
+                              args.poll_hz)  # fmt: skip
             print(f"  GET {r['path']:<12} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
                   f"p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms  "
                   f"({r['requests']} requests, {r['errors']} not 200)  target p99 < 50 ms")
