@@ -307,7 +307,7 @@ class RayBackend:
     async def launch_strategy(self, launch: StrategyLaunch, *, by: str) -> StrategyDetail:
         """``POST /strategies``: the feed's ``launch_strategy(config, by)`` creates the host,
         opens its broker sub-account and risk's view of it, and trades it from the next bar
-        (an actor change still to come: 501 until then)."""
+        (docs/live.md, "Launching a strategy")."""
         if launch.id in await self.strategy_ids():
             from cluster.api.errors import ConflictError
 
