@@ -66,6 +66,7 @@ log = logging.getLogger("raytrader.api")
 #: The feed method ``POST /strategies`` calls (see ``RayBackend.launch_strategy``).
 LAUNCH_METHOD = "launch_strategy"
 _NAMES_TTL_S = 1.0  # how long a listing of the strategy actors is reused
+READ_TTL_S = 0.25  # how long a finished read is served again (``RayBackend._shared``)
 
 #: Upper bounds for a job submitted over HTTP (the CLI has none): field -> largest value.
 #: One token must not be able to make the jobs actor allocate tens of GB.
@@ -143,6 +144,8 @@ class RayBackend:
         timeout_s: Longest wait for one actor answer.
         restart_wait_s: Longest wait for an actor that is restarting.
         data_dir: The only directory job specs may read data from (None: synthetic only).
+        read_ttl_s: How long a finished read (strategies, positions, P&L, risk state) is
+            served again from memory; any command through this backend drops them at once.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class RayBackend:
         timeout_s: float = 10.0,
         restart_wait_s: float = 15.0,
         data_dir: str | Path | None = None,
+        read_ttl_s: float = READ_TTL_S,
     ) -> None:
         self.namespace = namespace
         self.timeout_s = timeout_s
@@ -160,17 +164,36 @@ class RayBackend:
         self._handles: dict[str, Any] = {}
         self._names: tuple[float, list[str]] = (0.0, [])
         self._in_flight: dict[str, asyncio.Future[Any]] = {}
+        self._fresh: dict[str, tuple[float, Any]] = {}
+        self._generation = 0
+        self.read_ttl_s = read_ttl_s
 
     async def _shared(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """One fetch for every concurrent read of ``key``: a read arriving while the same
-        read is in flight shares its answer (at most one fetch old), so a crowd of clients
-        costs the actors one call per round, not one per client."""
+        read is in flight shares its answer, and a finished answer is served again for
+        ``read_ttl_s``, so a crowd of clients polling during a replay costs the actors one
+        call per interval, not one per client (their queue is the bar's, not ours)."""
+        fresh = self._fresh.get(key)
+        if fresh is not None and time.monotonic() - fresh[0] < self.read_ttl_s:
+            return fresh[1]
         future = self._in_flight.get(key)
         if future is None:
+            generation = self._generation
             future = asyncio.ensure_future(fetch())
             self._in_flight[key] = future
-            future.add_done_callback(lambda _: self._in_flight.pop(key, None))
+
+            def done(f: asyncio.Future[Any]) -> None:
+                self._in_flight.pop(key, None)
+                if not f.cancelled() and f.exception() is None and generation == self._generation:
+                    self._fresh[key] = (time.monotonic(), f.result())
+
+            future.add_done_callback(done)
         return await asyncio.shield(future)
+
+    def _changed(self) -> None:
+        """A command went through: no read answered before it is served again."""
+        self._generation += 1
+        self._fresh.clear()
 
     # ------------------------------------------------------------------ plumbing
     async def _handle(self, name: str) -> Any:
@@ -318,10 +341,16 @@ class RayBackend:
         config = launch.to_config().model_dump(mode="json")
         await self.call(FEED, LAUNCH_METHOD, config, by, timeout_s=max(self.timeout_s, 60.0))
         self._names = (0.0, [])
+        self._changed()
         return await self.get_strategy(launch.id)
 
     async def _lifecycle(self, strategy_id: str, method: str, by: str) -> StrategyAction:
-        return StrategyAction.model_validate(await self.call(host_name(strategy_id), method, by))
+        try:
+            return StrategyAction.model_validate(
+                await self.call(host_name(strategy_id), method, by)
+            )
+        finally:
+            self._changed()
 
     async def pause_strategy(self, strategy_id: str, *, by: str) -> StrategyAction:
         """``POST /strategies/{id}/pause``."""
@@ -372,6 +401,7 @@ class RayBackend:
             if sid not in known:
                 raise FieldError(f"strategies.{sid}", "unknown strategy (not running here)")
         answer = await self.call(RISK, "set_limits", limits.model_dump(mode="json"), by)
+        self._changed()
         return RiskLimits.model_validate(answer)
 
     async def risk_state(self) -> RiskStateResponse:
@@ -387,6 +417,7 @@ class RayBackend:
         await self._check_scope(request.scope)
         out = await self.call(RISK, "kill", str(request.scope), request.mode.value,
                               request.flatten, by, timeout_s=max(self.timeout_s, 60.0))  # fmt: skip
+        self._changed()
         return KillResponse(
             scope=request.scope, mode=request.mode, flatten=request.flatten, state=out["state"],
             by=out["by"], at=datetime.now(UTC), canceled_orders=out.get("canceled_orders", []),
@@ -397,6 +428,7 @@ class RayBackend:
         """``POST /risk/resume``: the scope active again (journaled)."""
         await self._check_scope(request.scope)
         out = await self.call(RISK, "resume", str(request.scope), by)
+        self._changed()
         return ResumeResponse(scope=request.scope, state=out["state"], by=out["by"],
                               at=datetime.now(UTC))  # fmt: skip
 

@@ -47,3 +47,36 @@ def test_job_sizes_over_the_api_limits_are_refused_with_their_field():
     with pytest.raises(FieldError) as err:
         check_job_size(MonteCarloSpec(strategy="s", paths=JOB_LIMITS["paths"] + 1), "spec")
     assert err.value.field == "spec.paths"
+
+
+def test_reads_share_one_fetch_are_reused_briefly_and_dropped_by_a_command():
+    import asyncio
+
+    from cluster.api.ray_backend import RayBackend
+
+    backend = RayBackend(read_ttl_s=60.0)
+    calls: list[int] = []
+
+    async def fetch() -> int:
+        calls.append(len(calls))
+        await asyncio.sleep(0.05)
+        return len(calls)
+
+    async def failing() -> int:
+        calls.append(-1)
+        raise RuntimeError("actor down")
+
+    async def scenario() -> None:
+        crowd = await asyncio.gather(*(backend._shared("k", fetch) for _ in range(20)))
+        assert crowd == [1] * 20 and len(calls) == 1  # 20 concurrent reads, one fetch
+        assert await backend._shared("k", fetch) == 1 and len(calls) == 1  # fresh: reused
+        backend._changed()  # a command went through
+        assert await backend._shared("k", fetch) == 2 and len(calls) == 2
+        backend.read_ttl_s = 0.0  # expired at once
+        assert await backend._shared("k", fetch) == 3
+        for _ in range(2):  # a failure is never served again
+            with pytest.raises(RuntimeError, match="actor down"):
+                await backend._shared("f", failing)
+        assert calls.count(-1) == 2
+
+    asyncio.run(scenario())
