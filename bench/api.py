@@ -41,11 +41,12 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 BARS_PER_S = 50
 
 
-async def _client(url: str, path: str, headers: dict[str, str], until: float,
+async def _client(url: str, path: str, headers: dict[str, str], start: float, until: float,
                   out: list[float], errors: list[int], period: float = 0.0,
                   offset: float = 0.0) -> None:  # fmt: skip
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
-        await asyncio.sleep(offset)
+        await http.get(path)  # connect and warm up before the window: not measured
+        await asyncio.sleep(max(0.0, start + offset - time.perf_counter()))
         next_at = time.perf_counter()
         while time.perf_counter() < until:
             t0 = time.perf_counter()
@@ -61,20 +62,22 @@ async def _client(url: str, path: str, headers: dict[str, str], until: float,
 def measure_reads(url: str, path: str, headers: dict[str, str], clients: int,
                   seconds: float, hz: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """``clients`` concurrent clients reading ``path`` for ``seconds``: rate and latencies;
-    back to back (closed loop) or, with ``hz``, each one request every ``1/hz`` s."""
+    back to back (closed loop) or, with ``hz``, each one request every ``1/hz`` s. Clients
+    connect (one unmeasured request each) before the window opens."""
     latencies: list[float] = []
     errors: list[int] = []
     period = 1.0 / hz if hz else 0.0
+    warm_up_s = 1.0 + 0.05 * clients
 
     async def run() -> None:
-        until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(url, path, headers, until, latencies, errors, period,
-                                       period * i / clients)
+        start = time.perf_counter() + warm_up_s
+        until = start + seconds
+        await asyncio.gather(*(_client(url, path, headers, start, until, latencies, errors,
+                                       period, period * i / clients)
                                for i in range(clients)))  # fmt: skip
 
-    start = time.perf_counter()
     asyncio.run(run())
-    elapsed = time.perf_counter() - start
+    elapsed = seconds
     ms = sorted(x * 1000 for x in latencies)
     return {
         "path": path, "requests": len(ms), "rps": len(ms) / elapsed,
