@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import ray
 
 from core.errors import ConfigError
 from optimization.context import JobContext
@@ -82,34 +83,39 @@ def simulate_blocks(
     return out
 
 
+#: One remote function for the process: building it per call re-pickles and re-exports the
+#: function to the cluster each time (milliseconds of every run here).
+_simulate_remote = ray.remote(num_cpus=1, max_retries=0)(simulate_blocks)
+
+
 def run_paths(
     data: np.ndarray, method: MonteCarloMethod, paths: int, steps: int, block_length: float,
     seed: int, ppy: float, cash: float, workers: int, ctx: JobContext | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """All paths, split in contiguous block ranges over ``workers`` Ray tasks (one CPU each)."""
-    import ray
-
     ctx = ctx or JobContext()
-    task = ray.remote(num_cpus=1, max_retries=0)(simulate_blocks)
     n_blocks = math.ceil(paths / PATHS_PER_BLOCK)
     # One contiguous range of blocks per worker: a task round trip costs milliseconds here,
     # as much as a few hundred paths, so more, smaller tasks only add overhead.
     edges = np.linspace(0, n_blocks, min(workers, n_blocks) + 1).round().astype(int)
-    ref = ray.put(np.ascontiguousarray(data, dtype=np.float64))
+    # Returns or trade P&L are a few kB: passed inline, a put would only add a round trip.
+    arr = np.ascontiguousarray(data, dtype=np.float64)
+    args = (method.value, paths, steps, block_length, seed, ppy, cash)
     pending = {
-        task.remote(ref, method.value, paths, steps, block_length, seed, ppy, cash, int(a),
-                    int(b), 1): i
+        _simulate_remote.remote(arr, *args, int(a), int(b), 1): i
         for i, (a, b) in enumerate(itertools.pairwise(edges))
     }  # fmt: skip
     parts: dict[int, dict[str, np.ndarray]] = {}
     try:
         while pending:
             ctx.check()
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
-            for r in ready:
-                parts[pending.pop(r)] = ray.get(r)
-                done = sum(len(p["final_return"]) for p in parts.values())
-                ctx.report(done, paths)
+            # Wait for all, but wake every 0.25 s to check for cancellation and report what
+            # has finished; one get for all ready parts (a get per part costs a round trip).
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.25)
+            if ready:
+                for r, part in zip(ready, ray.get(ready), strict=True):
+                    parts[pending.pop(r)] = part
+                ctx.report(sum(len(p["final_return"]) for p in parts.values()), paths)
     finally:
         for r in pending:
             ray.cancel(r, force=True)
