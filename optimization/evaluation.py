@@ -43,10 +43,14 @@ def window_metrics(
     sim: SimConfig,
     lo: int = 0,
     hi: int | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Summary metrics (sets x symbols, or sets x 1 for cross-sectional) on bars ``lo:hi``."""
+    """Summary metrics (sets x symbols, or sets x 1 for cross-sectional) on bars ``lo:hi``;
+    ``cache`` is the indicator cache of these bars (see ``evaluate_grid``)."""
     sub = window(panel, lo, hi)
-    return evaluate_grid(strategy_cls, sub, list(sets), sim, max_columns=MAX_COLUMNS).metrics
+    return evaluate_grid(
+        strategy_cls, sub, list(sets), sim, max_columns=MAX_COLUMNS, cache=cache
+    ).metrics
 
 
 def _stops(sets: Sequence[dict[str, Any]], n_sym: int) -> dict[str, np.ndarray]:

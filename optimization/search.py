@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -184,8 +185,10 @@ def drive_study(
             if batch:
                 yield batch
 
+    job = uuid.uuid4().hex  # the workers share indicators between this search's batches only
+
     def submit(actor: Any, batch: list[tuple[optuna.Trial, dict[str, Any]]]) -> Any:
-        return actor.evaluate.remote([p for _, p in batch], lo, hi)
+        return actor.evaluate.remote([p for _, p in batch], lo, hi, False, job)
 
     try:
         for batch, (agg, _) in pool.stream(batches(), submit, ctx):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,7 @@ class SweepResult:
 
 def default_chunk_size(n_sets: int, workers: int) -> int:
     """About four calls per worker, so a slow chunk cannot leave the others idle for long."""
-    return max(1, math.ceil(n_sets / (workers * 4)))
+    return max(1, math.ceil(n_sets / (workers * 2)))
 
 
 def _chunks(it: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -104,8 +105,10 @@ def run_sweep(
     done = n_feasible = 0
     best: float | None = None
 
+    job = uuid.uuid4().hex  # the workers share indicators between this sweep's chunks only
+
     def submit(actor: Any, sets: list[dict[str, Any]]) -> Any:
-        return actor.evaluate.remote(sets, 0, None, spec.per_symbol)
+        return actor.evaluate.remote(sets, 0, None, spec.per_symbol, job)
 
     try:
         ctx.report(0, n_sets, message=f"{len(pool.actors)} workers, {chunk} sets per call")
@@ -130,7 +133,11 @@ def run_sweep(
                 n_cols = raw["sharpe"].shape[1]
                 names = pool.symbols if n_cols > 1 and pool.symbols else ("portfolio",)
                 labels = names if len(names) == n_cols else tuple(map(str, range(n_cols)))
-                frame["symbol"] = np.tile(np.array(labels, dtype=object), len(sets)).astype(str)
+                # a gather from a polars string Series: numpy str arrays cost the driver
+                # (which shares the CPUs with the workers) several ms per chunk to convert
+                frame["symbol"] = pl.Series("symbol", labels, dtype=pl.String).gather(
+                    np.tile(np.arange(n_cols), len(sets))
+                )
                 frame.update({k: raw[k].reshape(-1) for k in _COLUMNS if k in raw})
                 per_symbol.append(pl.DataFrame(frame))
             n_feasible += int(ok.sum())

@@ -64,18 +64,28 @@ def evaluate_grid(
     *,
     max_columns: int = 2048,
     on_chunk: Callable[[int, int], None] | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> GridResult:
-    """Backtest every parameter set; memory is bounded by ``max_columns`` weight columns."""
+    """Backtest every parameter set; memory is bounded by ``max_columns`` weight columns.
+
+    ``cache`` keeps the strategy's shared indicators; pass the same dict to later calls on
+    the same bars (as a sweep worker does) so they are not recomputed.
+    """
     param_sets = list(param_sets)
     n_sym = panel.n_symbols
     per_symbol = not strategy_cls.cross_sectional
     n_out = n_sym if per_symbol else 1
     chunk = max(1, max_columns // n_sym)
     fpanel = _fortran_panel(panel) if per_symbol else panel
-    buffer = np.empty((panel.n_bars, min(chunk, max(len(param_sets), 1)) * n_sym), order="F")
+    cache = {} if cache is None else cache  # indicators shared by the chunks
+    # The weights buffer lives in the cache too: a fresh 10 MB array per call is thousands of
+    # page faults, paid again by every call of a sweep worker.
+    shape = (panel.n_bars, min(chunk, max(len(param_sets), 1)) * n_sym)
+    buffer = cache.get(("weights_buffer", shape))
+    if buffer is None:
+        buffer = cache[("weights_buffer", shape)] = np.empty(shape, order="F")
     ppy = sim.periods_per_year or periods_per_year(panel.timestamps)
     parts: list[dict[str, np.ndarray]] = []
-    cache: dict[Any, Any] = {}  # indicators shared by the chunks of this sweep
     strategy_cls.prepare_batch(panel, [_split(p)[0] for p in param_sets], cache)
     for start in range(0, len(param_sets), chunk):
         sets = param_sets[start : start + chunk]

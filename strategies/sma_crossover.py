@@ -100,19 +100,22 @@ class SmaCrossover(Strategy):
     def _sma_stack(
         panel: WidePanel, sets: list[SmaCrossover], column_major: bool, cache: dict[Any, Any]
     ) -> tuple[np.ndarray, dict[int, int]]:
-        """Every needed window's SMA in one array, kept in ``cache`` (and rebuilt only if a
-        chunk needs a window it lacks): (W x N x T) for column-major output, else (W x T x N)."""
+        """Every needed window's SMA in one array, kept in ``cache``: (W x N x T) for
+        column-major output, else (W x T x N). A chunk that needs windows the cache lacks
+        computes only those and appends them, so a long-lived cache (a sweep worker's, across
+        calls) computes each window once however the sets are chunked."""
         key = ("sma_stack", column_major)
         stack, where = cache.get(key, (None, {}))
-        needed = {s.fast for s in sets} | {s.slow for s in sets}
-        if stack is None or not needed <= set(where):
-            windows = np.array(sorted(needed | set(where)), dtype=np.int64)
+        missing = sorted(({s.fast for s in sets} | {s.slow for s in sets}) - set(where))
+        if missing:
+            windows = np.array(missing, dtype=np.int64)
             close = np.ascontiguousarray(panel.close, dtype=np.float64)
             if column_major:
-                stack = np.empty((len(windows), panel.n_symbols, panel.n_bars))
-                sma_stack_nb(np.ascontiguousarray(close.T), windows, stack)
+                part = np.empty((len(windows), panel.n_symbols, panel.n_bars))
+                sma_stack_nb(np.ascontiguousarray(close.T), windows, part)
             else:
-                stack = np.stack([sma_nb(close, int(w)) for w in windows])
-            where = {int(w): k for k, w in enumerate(windows)}
+                part = np.stack([sma_nb(close, int(w)) for w in windows])
+            stack = part if stack is None else np.concatenate((stack, part))
+            where = {**where, **{int(w): len(where) + k for k, w in enumerate(windows)}}
             cache[key] = (stack, where)
         return stack, where

@@ -134,3 +134,24 @@ def test_batch_rejects_a_wrong_buffer_and_invalid_sets() -> None:
     with pytest.raises(ConfigError, match=r"fast=20.*slow=10"):
         SmaCrossover.target_weights_batch(panel, [{"fast": 20, "slow": 10}])
     assert SmaCrossover.target_weights_batch(panel, []).shape == (50, 0)
+
+
+@pytest.mark.parametrize("column_major", [True, False])
+def test_a_shared_cache_computes_each_window_once_and_changes_nothing(column_major) -> None:
+    """Reference: the same sets without a cache. Chunks in a shuffled order add only the
+    windows they lack to one cache (as a sweep worker's calls do); results stay bitwise equal."""
+    panel = _random_panel(300, 4, seed=5)
+    sets = list(SmaCrossover.grid())
+    order = np.random.default_rng(0).permutation(len(sets))
+    cache: dict = {}
+    for lo in range(0, len(sets), 23):
+        chunk = [sets[i] for i in order[lo : lo + 23]]
+        n_cols = len(chunk) * panel.n_symbols
+        out = np.empty((300, n_cols), order="F" if column_major else "C")
+        got = SmaCrossover.target_weights_batch(panel, chunk, out=out, cache=cache)
+        want = SmaCrossover.target_weights_batch(panel, chunk)
+        np.testing.assert_array_equal(got, want)
+    stack, where = cache[("sma_stack", column_major)]
+    windows = {p["fast"] for p in sets} | {p["slow"] for p in sets}
+    assert set(where) == windows and stack.shape[0] == len(windows)  # each window once
+    assert sorted(where.values()) == list(range(len(windows)))
