@@ -19,7 +19,7 @@ from cluster.security import BEARER, Authenticator
 __all__ = ["Backend", "Caller", "get_backend", "require_caller"]
 
 
-def require_caller(
+async def require_caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
 ) -> str:
@@ -28,7 +28,7 @@ def require_caller(
     return authenticator.require(request)
 
 
-def get_backend(request: Request) -> ControlBackend:
+async def get_backend(request: Request) -> ControlBackend:
     """The attached backend (503 when the API runs without a live system)."""
     backend: ControlBackend | None = request.app.state.backend
     if backend is None:
