@@ -72,3 +72,14 @@ def test_a_grid_empty_after_constraints_is_an_error():
     spec = SweepSpec(strategy="sma_crossover", grid={"fast": [50], "slow": [20, 30]})
     with pytest.raises(ConfigError, match="empty after its constraints"):
         run_sweep(spec)
+
+
+def test_default_chunks_are_two_calls_per_worker_and_capped() -> None:
+    """By hand: 174 sets on 2 workers -> 4 calls of ceil(174 / 4) = 44; a huge grid is cut
+    into calls of MAX_DEFAULT_CHUNK so replies stay small and progress keeps moving."""
+    from optimization.sweep import MAX_DEFAULT_CHUNK, default_chunk_size
+
+    assert default_chunk_size(174, 2) == 44
+    assert default_chunk_size(174, 1) == 87
+    assert default_chunk_size(1, 8) == 1
+    assert default_chunk_size(10_000_000, 2) == MAX_DEFAULT_CHUNK == 1_000
