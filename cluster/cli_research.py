@@ -11,10 +11,13 @@ seeds the synthetic data and the sampler or bootstrap alike, and is recorded in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,27 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+@contextlib.contextmanager
+def _ctrl_c_cancels(ctx: Any) -> Iterator[None]:
+    """The first Ctrl-C cancels the job at its next check (every 0.25 s at most), so it stops
+    at a known point with its storage consistent; a second one interrupts at once. A
+    KeyboardInterrupt raised anywhere (inside a Ray call or a storage write) could leave the
+    process hanging on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        ctx.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _execute(kind: str, spec_dict: dict[str, Any], out: str | None, as_json: bool,
              render: Callable[[Console, Any], None], resume_hint: str = "") -> None:  # fmt: skip
     """Validate, start Ray, run with a progress bar, save, print; Ctrl-C -> exit 130."""
@@ -147,7 +171,9 @@ def _execute(kind: str, spec_dict: dict[str, Any], out: str | None, as_json: boo
                 bar.update(task, completed=p.done, total=p.total or None,
                            best=_fmt(p.best), note=p.message)  # fmt: skip
 
-            result = run_job(kind, spec, JobContext(on_progress=show))
+            ctx = JobContext(on_progress=show)
+            with _ctrl_c_cancels(ctx):
+                result = run_job(kind, spec, ctx)
     except (KeyboardInterrupt, JobCancelledError):
         err.print(f"[yellow]interrupted[/yellow]: outstanding Ray work cancelled. {resume_hint}",
                   highlight=False)  # fmt: skip

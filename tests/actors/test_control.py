@@ -25,7 +25,7 @@ from core.events import (
 )
 from core.journal import Journal
 from core.lifecycle import StrategyStateError
-from tests.kit.live import DATA, config, wait_for_bar
+from tests.kit.live import DATA, config, wait_for_bar, wait_quiet
 
 FILES = [DATA / "ORCL.csv", DATA / "NVDA.csv"]
 WINDOW = {"start": "2002-01-01", "end": "2002-12-31"}
@@ -77,11 +77,11 @@ def test_the_broker_refuses_an_order_risk_never_approved(live, tmp_path) -> None
     topo.feed.start.remote()
     wait_for_bar(topo, 5)
     live.get(topo.feed.pause.remote())
+    before = wait_quiet(topo)  # the bar in flight still fills after pause returns
     rogue = OrderIntent(
         client_order_id="rogue-1", strategy_id="flip", symbol="ORCL", qty=1_000.0, bar_index=0,
         bar_ts=datetime(2002, 1, 2, tzinfo=UTC), ref_price=10.0,
     )  # fmt: skip
-    before = live.get(topo.broker.positions.remote())
     result = unpack(live.get(topo.broker.submit.remote([rogue])))
     [refusal] = result["events"]
     assert refusal.reason is BrokerRejectReason.NOT_APPROVED and result["fills"] == []

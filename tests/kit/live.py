@@ -82,6 +82,24 @@ def config(
     return parse_run_config(body)
 
 
+def wait_quiet(topo: Any, settle_s: float = 0.3, timeout_s: float = 60.0) -> dict[str, Any]:
+    """After ``feed.pause``: wait until the bar in flight has finished (pause returns at once
+    and holds the replay only after it), i.e. the feed's next bar and the broker's positions
+    are unchanged over ``settle_s``; returns the positions."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        now = (ray.get(topo.feed.status.remote())["next_bar"],
+               ray.get(topo.broker.positions.remote()))  # fmt: skip
+        if now == last:
+            return now[1]
+        last = now
+        time.sleep(settle_s)
+    raise TimeoutError(f"the live system did not settle after a pause: {last}")
+
+
 def wait_for_bar(topo: Any, bar: int, timeout_s: float = 120.0) -> dict[str, Any]:
     """Poll the feed until its next bar is past ``bar`` (or it ended); returns its status."""
     import ray
