@@ -11,6 +11,7 @@ rebuilds every sub-account from the journal's broker events and the feed's histo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from actors.common import (
     ActorShell,
     Handles,
     all_strategies,
+    exclusive,
     open_journal,
     pack,
     unpack,
@@ -79,7 +81,11 @@ class Broker(ActorShell):
         journal_path: the journal file.
     """
 
+    #: Risk, the broker's only caller, reaches it on the wire (``actors.wire``).
+    WIRE_METHODS = frozenset({"on_bar", "step", "submit", "cancel", "open_account"})
+
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
+        self._mutex = threading.RLock()  # the wire's threads and Ray's take turns
         self._fingerprint = fingerprint
         self._config = config
         self._actor = Handles()
@@ -122,6 +128,7 @@ class Broker(ActorShell):
 
     # ------------------------------------------------------------------ the bar
     @ray.method(max_task_retries=0)
+    @exclusive
     def on_bar(self, bar: BarSlice | bytes) -> bytes:
         """Docs/live.md step 2 for every sub-account; idempotent per bar.
 
@@ -130,9 +137,10 @@ class Broker(ActorShell):
         fill of its sub-account.
         """
         report = self._on_bar(unpack(bar))
-        return pack({"report": report, "fill_counts": self.fill_counts_now()})
+        return pack({"report": report, "fill_counts": self._fill_counts()})
 
     @ray.method(max_task_retries=0)
+    @exclusive
     def step(self, orders: list[OrderIntent] | bytes, next_bar: BarSlice | bytes | None) -> bytes:
         """One bar's end and the next bar's open in one call (risk's per-bar call): ``submit``
         the approved orders, then ``on_bar(next_bar)`` when one is given. Idempotent like
@@ -140,7 +148,7 @@ class Broker(ActorShell):
         and ``fill_counts``."""
         out = self._submit(unpack(orders))
         out["report"] = None if next_bar is None else self._on_bar(unpack(next_bar))
-        out["fill_counts"] = self.fill_counts_now()
+        out["fill_counts"] = self._fill_counts()
         return pack(out)
 
     def _on_bar(self, bar: BarSlice) -> BarReport:
@@ -180,6 +188,7 @@ class Broker(ActorShell):
 
     # ------------------------------------------------------------------ orders
     @ray.method(max_task_retries=0)
+    @exclusive
     def submit(self, orders: list[OrderIntent] | bytes) -> bytes:
         """Accept approved orders (``fill=close`` accounts fill now, at the last bar's close).
 
@@ -218,6 +227,7 @@ class Broker(ActorShell):
         return {"events": events, "fills": fills}
 
     @ray.method(max_task_retries=0)
+    @exclusive
     def cancel(
         self,
         ids: list[str] | None = None,
@@ -235,6 +245,7 @@ class Broker(ActorShell):
         return events
 
     @ray.method(max_task_retries=0)
+    @exclusive
     def open_account(self, strategy: dict[str, Any]) -> dict[str, Any]:
         """Open a launched strategy's sub-account (risk calls it; idempotent): it trades
         from the next bar with its configured cash."""
@@ -250,42 +261,51 @@ class Broker(ActorShell):
         for sid in self._engine.strategies:
             rec.set(mn.PNL_REALIZED, self._engine.ledger(sid).realized_pnl, strategy=sid)
 
-    def fill_counts_now(self) -> dict[str, int]:
+    def _fill_counts(self) -> dict[str, int]:
         """Fills applied per sub-account so far."""
         return {sid: self._engine.ledger(sid).n_fills for sid in self._engine.strategies}
 
+    @exclusive
     def fill_counts(self) -> dict[str, int]:
         """Fills applied per sub-account so far."""
-        return self.fill_counts_now()
+        return self._fill_counts()
 
+    @exclusive
     def last_bar(self) -> int | None:
         """The last bar processed (None before the first)."""
         return self._engine.last_bar_index
 
+    @exclusive
     def account(self, strategy_id: str) -> dict[str, Any]:
         """One sub-account's ledger snapshot (cash, equity, positions, pnl, commission)."""
         return self._engine.ledger(strategy_id).snapshot()
 
+    @exclusive
     def accounts(self) -> dict[str, dict[str, Any]]:
         """Every sub-account's ledger snapshot."""
         return {sid: self._engine.ledger(sid).snapshot() for sid in self._engine.strategies}
 
+    @exclusive
     def positions(self) -> dict[str, dict[str, float]]:
         """Signed shares per strategy and symbol (flat symbols left out)."""
         return {sid: self._engine.ledger(sid).positions() for sid in self._engine.strategies}
 
+    @exclusive
     def open_orders(self, strategy_id: str | None = None) -> list[dict[str, Any]]:
         """Open orders, as plain dicts."""
         return [o.model_dump(mode="json") for o in self._engine.open_orders(strategy_id)]
 
+    @exclusive
     def trades(self, strategy_id: str) -> list[dict[str, Any]]:
         """A sub-account's trades as ``raytrader backtest --json`` prints them."""
         return self._engine.ledger(strategy_id).trades()
 
+    @exclusive
     def rejected_orders(self, strategy_id: str) -> list[dict[str, Any]]:
         """A sub-account's rejected orders as ``raytrader backtest --json`` prints them."""
         return self._engine.ledger(strategy_id).rejected_orders()
 
+    @exclusive
     def timings(self) -> dict[int, int]:
         """Bar index -> wall ns when its first fill was committed (benchmarks)."""
         return dict(self._fill_commit_ns)

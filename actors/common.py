@@ -6,16 +6,20 @@ without importing each other.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import pickle
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, ParamSpec, TypeVar
 
 from core.journal import Journal
 
 if TYPE_CHECKING:
     from actors.event_metrics import EventMetrics
+    from actors.wire import Endpoint, WireServer
     from core.run_config import RunConfig, StrategyConfig
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "ActorShell",
     "Handles",
     "all_strategies",
+    "exclusive",
     "get_actor",
     "host_name",
     "open_journal",
@@ -45,6 +50,23 @@ BROKER: Final = "broker"
 RISK: Final = "risk"
 JOURNAL: Final = "journal"
 LIVE_NAMES: Final = (JOURNAL, FEED, BROKER, RISK)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def exclusive(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run an actor method under the actor's ``_mutex``: the bar path arrives on the wire's
+    threads (``actors.wire``) while Ray calls run on the actor's own thread, and both touch
+    the same state."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with args[0]._mutex:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return guarded
 
 
 def host_name(strategy_id: str) -> str:
@@ -151,6 +173,10 @@ class ActorShell:
     per call than an asyncio actor's hand-off to its event loop thread."""
 
     _telemetry: EventMetrics
+    #: The methods served on the actor's wire (``actors.wire``): its part of the bar path.
+    WIRE_METHODS: ClassVar[frozenset[str]] = frozenset()
+    _wire_server: WireServer | None = None
+    _mutex: threading.RLock | contextlib.nullcontext[None] = contextlib.nullcontext()
 
     def _init_telemetry(self, source: str, journal: Journal) -> EventMetrics:
         """The actor's metrics recorder and timed journal writer (``actors.event_metrics``);
@@ -169,8 +195,17 @@ class ActorShell:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """Every metric of this process (``actors.metrics.SNAPSHOT_METHOD``), gauges fresh."""
-        self._refresh_gauges()
+        with self._mutex:
+            self._refresh_gauges()
         return dict(self._telemetry.recorder.snapshot())
+
+    def endpoint(self) -> Endpoint:
+        """Where this actor serves ``WIRE_METHODS`` (``actors.wire``), started on first ask."""
+        from actors.wire import WireServer
+
+        if self._wire_server is None:
+            self._wire_server = WireServer(self, self.WIRE_METHODS)
+        return self._wire_server.endpoint
 
     def ready(self) -> bool:
         """True once ``__init__`` (the rebuild from the journal) has finished."""

@@ -37,6 +37,7 @@ from actors.common import (
     unpack,
 )
 from actors.retry import ActorDownError, call_all_sync, call_sync
+from actors.wire import Wires, call_all
 from core import metric_names as mn
 from core.errors import ConfigError
 from core.events import (
@@ -85,6 +86,8 @@ class DataFeed(ActorShell):
         self._config = config
         self._runtime = config.runtime
         self._actor = Handles()
+        self._wire = Wires(self._actor, restart_wait_s=config.runtime.restart_wait_s,
+                           timeout_s=config.runtime.call_timeout_s)  # fmt: skip
         self._journal_path = journal_path
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._telemetry = self._init_telemetry(SOURCE, self._journal)
@@ -204,22 +207,19 @@ class DataFeed(ActorShell):
     def _bar(self, t: int, *, chain: bool) -> None:
         """Docs/live.md steps 1-6 for bar t. Bar t is open already when the previous bar's
         ``risk.close_bar`` carried it; ``chain`` lets this bar's close carry bar t+1."""
-        wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
         if self._opened is None or self._opened[0] != t:
             bar, wire = self._emit(t)
-            out = unpack(call_sync(self._actor(RISK).open_bar, wire, name=RISK,
-                                   restart_wait_s=wait, timeout_s=timeout))  # fmt: skip
+            out = unpack(self._wire(RISK).call("open_bar", wire))
             self._opened = (t, bar, wire, out["report"], out["fill_counts"])
         _, bar, wire, report, counts = self._opened
         calls = []
         handed = time.perf_counter()
         for sid in self._hosts:
-            name = host_name(sid)
             fills = self._carry.pop(sid, []) + report.fills_for(sid)
             args = (wire, pack(fills) if fills else (), counts.get(sid))
-            calls.append((self._actor(name).on_bar, args, name))
+            calls.append((self._wire(host_name(sid)), "on_bar", args))
         intents: list[OrderIntent] = []
-        for answer in call_all_sync(calls, restart_wait_s=wait, timeout_s=timeout):
+        for answer in call_all(calls):
             intents += unpack(answer["intents"])
         more = chain and t + 1 < self._source.n_bars and self._unpaused.is_set()
         nxt = self._emit(t + 1) if more and not self._stopping else None
@@ -243,22 +243,10 @@ class DataFeed(ActorShell):
         sent again, the same ids, once it is back (``buffer``, at most ``risk_buffer_limit``),
         or dropped with an ``intent_dropped`` event (``drop``); the rest always waits for
         risk."""
-        close = self._actor(RISK).close_bar
-        wait, timeout = self._runtime.restart_wait_s, self._runtime.call_timeout_s
+        risk = self._wire(RISK)
         if intents:
             try:
-                return unpack(
-                    call_sync(
-                        close,
-                        wire,
-                        pack(intents),
-                        next_wire,
-                        name=RISK,
-                        restart_wait_s=wait,
-                        timeout_s=timeout,
-                        retry=False,
-                    )
-                )
+                return unpack(risk.call("close_bar", wire, pack(intents), next_wire, retry=False))
             except ActorDownError as exc:
                 limit = self._runtime.risk_buffer_limit
                 if self._runtime.on_risk_down == "drop":
@@ -268,8 +256,7 @@ class DataFeed(ActorShell):
                     self._drop(intents[limit:], DropReason.BUFFER_FULL, str(exc))
                     intents = intents[:limit]
                 log.warning("bar %d: risk down, holding %d intents", t, len(intents))
-        args = (wire, pack(intents) if intents else (), next_wire)
-        return unpack(call_sync(close, *args, name=RISK, restart_wait_s=wait, timeout_s=timeout))
+        return unpack(risk.call("close_bar", wire, pack(intents) if intents else (), next_wire))
 
     def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
         """Journal ``intent_dropped`` for intents risk never decided.

@@ -16,6 +16,7 @@ it never received (an answer lost with a dying actor) and take it from the journ
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections import Counter
 from typing import Any
@@ -26,6 +27,7 @@ from actors.common import (
     FEED,
     ActorShell,
     Handles,
+    exclusive,
     host_name,
     open_journal,
     pack,
@@ -61,6 +63,8 @@ class StrategyHost(ActorShell):
         journal_path: the journal file.
     """
 
+    WIRE_METHODS = frozenset({"on_bar"})
+
     def __init__(
         self,
         strategy: StrategyConfig,
@@ -69,6 +73,7 @@ class StrategyHost(ActorShell):
         *,
         fingerprint: str = "",
     ) -> None:
+        self._mutex = threading.RLock()  # the wire's thread and Ray's take turns
         self._fingerprint = fingerprint
         self._cfg = strategy
         self._actor = Handles()
@@ -138,14 +143,17 @@ class StrategyHost(ActorShell):
         log.error("strategy %s failed: %s", self._sid, exc)
         self._set_state(StrategyState.FAILED, by="system", exc=exc)
 
+    @exclusive
     def pause(self, by: str = "operator") -> dict[str, Any]:
         """Keep following the bars, send no intents (journaled)."""
         return self._command(StrategyState.PAUSED, by)
 
+    @exclusive
     def resume(self, by: str = "operator") -> dict[str, Any]:
         """Send intents again after a pause (journaled)."""
         return self._command(StrategyState.RUNNING, by)
 
+    @exclusive
     def stop(self, by: str = "operator") -> dict[str, Any]:
         """Stop for good: no more evaluation or intents; positions stay (journaled)."""
         return self._command(StrategyState.STOPPED, by)
@@ -157,6 +165,7 @@ class StrategyHost(ActorShell):
 
     # ------------------------------------------------------------------ the bar
     @ray.method(max_task_retries=0)  # a resend is ours, with the same ids
+    @exclusive
     def on_bar(
         self,
         bar: BarSlice | bytes,
@@ -195,6 +204,7 @@ class StrategyHost(ActorShell):
     def _answer(self, intents: list[OrderIntent]) -> dict[str, Any]:
         return {"state": self._state.value, "intents": pack(intents) if intents else ()}
 
+    @exclusive
     def sync_fills(self) -> int:
         """Take every journaled fill of this strategy not applied yet (after the last bar:
         its close fills); returns the ledger's fill count."""
@@ -226,6 +236,7 @@ class StrategyHost(ActorShell):
             self._counts["fills_reconciled"] += len(missing)
 
     # ------------------------------------------------------------------ queries
+    @exclusive
     def status(self) -> dict[str, Any]:
         """State (with the error and traceback of a failure), counts and the ledger."""
         cfg = self._cfg
@@ -238,14 +249,17 @@ class StrategyHost(ActorShell):
             "ledger": self._runner.ledger.snapshot(),
         }  # fmt: skip
 
+    @exclusive
     def snapshot(self) -> dict[str, Any]:
         """The runner's snapshot: carried targets, history length, ledger."""
         return self._runner.snapshot()
 
+    @exclusive
     def trades(self) -> list[dict[str, Any]]:
         """Trades as this host's ledger sees them (backtest JSON form)."""
         return self._runner.ledger.trades()
 
+    @exclusive
     def fill_count(self) -> int:
         """Fills this host's ledger has applied."""
         return self._runner.ledger.n_fills

@@ -42,7 +42,8 @@ from actors.common import (
     unpack,
     warm_up,
 )
-from actors.retry import call, call_sync
+from actors.retry import call_sync
+from actors.wire import Endpoint, Wires, WireServer
 from core import metric_names as mn
 from core.events import (
     BarSlice,
@@ -77,12 +78,16 @@ class Risk(ActorShell):
         journal_path: the journal file.
     """
 
+    #: The feed reaches risk's per-bar calls on the wire (``actors.wire``).
+    WIRE_METHODS = frozenset({"open_bar", "close_bar"})
+
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint
         self._config = config
         self._actor = Handles()
         self._wait_s = config.runtime.restart_wait_s
         self._timeout_s = config.runtime.call_timeout_s
+        self._wire = Wires(self._actor, restart_wait_s=self._wait_s, timeout_s=self._timeout_s)
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
         self._kills_waiting = 0
@@ -170,11 +175,19 @@ class Risk(ActorShell):
             if start is not None:
                 rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
-    async def _broker(self, method: str, *args: Any) -> dict[str, Any]:
-        """A broker call, resent while the broker restarts (every broker call is idempotent)."""
-        handle = getattr(self._actor(BROKER), method)
-        return unpack(await call(handle, *args, name=BROKER, restart_wait_s=self._wait_s,
-                                 timeout_s=self._timeout_s))  # fmt: skip
+    async def _broker(self, method: str, *args: Any) -> Any:
+        """A broker call on the wire, resent while the broker restarts (every broker call is
+        idempotent); it waits in a worker thread, so the loop answers queries meanwhile."""
+        peer = self._wire(BROKER)
+        return unpack(await asyncio.to_thread(peer.call, method, *args))
+
+    async def endpoint(self) -> Endpoint:
+        """Where risk serves ``open_bar`` and ``close_bar`` (``actors.wire``); they run on
+        this actor's event loop, under the same lock as a kill."""
+        if self._wire_server is None:
+            self._wire_server = WireServer(self, self.WIRE_METHODS,
+                                           loop=asyncio.get_running_loop())  # fmt: skip
+        return self._wire_server.endpoint
 
     @ray.method(max_task_retries=0)
     async def open_bar(self, bar: BarSlice | bytes) -> bytes:
@@ -255,6 +268,16 @@ class Risk(ActorShell):
         An intent of a strategy whose host is no longer RUNNING (paused, stopped or failed
         after answering it) is rejected with ``strategy_not_running``; flatten orders pass.
         """
+        try:
+            with self._journal.transaction():  # states read and verdicts journaled as one
+                return self._decide_in_transaction(intents, now)
+        except BaseException:
+            self._rebuild()  # the engine may hold verdicts the rollback took back
+            raise
+
+    def _decide_in_transaction(
+        self, intents: list[OrderIntent], now: datetime
+    ) -> tuple[list[RiskVerdict], list[OrderIntent]]:
         known = {i.client_order_id for i in intents if self._engine.verdict_for(i.client_order_id)}
         idle = self._not_running({i.strategy_id for i in intents})
         refused = {
@@ -267,7 +290,7 @@ class Risk(ActorShell):
         ))  # fmt: skip
         verdicts = [refused.get(i.client_order_id) or next(checked) for i in intents]
         new = [v for v in verdicts if v.client_order_id not in known]
-        appended = self._append(new)
+        appended = self._telemetry.append(new) if new else []
         taken = {v.client_order_id for v, a in zip(new, appended, strict=True) if a.duplicate}
         if taken:  # the feed journaled these as dropped first: the engine must forget them
             log.warning("intents dropped before a decision: %s", sorted(taken))
@@ -339,8 +362,7 @@ class Risk(ActorShell):
             ids = self._engine.orders_to_cancel(target, view, flatten=flatten)
             canceled: list[Any] = []
             if ids:
-                canceled = await call(self._actor(BROKER).cancel, ids, None, False, "kill_switch",
-                                      name=BROKER, restart_wait_s=self._wait_s)  # fmt: skip
+                canceled = await self._broker("cancel", ids, None, False, "kill_switch")
                 self._book.apply_all(canceled)
             flat_ids, unpriced = [], []
             if flatten and self._last_bar is not None:

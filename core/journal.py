@@ -11,6 +11,7 @@ After a restart each actor rebuilds its state by reading its kinds back in ``seq
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -130,6 +131,7 @@ class Journal:
             raise ValueError(f"busy_timeout_s must be > 0, got {busy_timeout_s!r}")
         self._path = Path(path)
         self._readonly = readonly
+        self._in_transaction = False
         self._lock = threading.RLock()
         target = f"{self._path.resolve().as_uri()}?mode=ro" if readonly else str(self._path)
         try:
@@ -175,6 +177,29 @@ class Journal:
         with self._lock:
             _busy, pages, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(pages), int(done)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the file's write lock (one ``BEGIN IMMEDIATE`` ... ``COMMIT``) across reads and
+        appends: what is read inside cannot change before what is appended is committed, since
+        every other writer waits. Appends inside join the transaction; an exception rolls it
+        all back. Risk reads the strategies' states and journals its verdicts in one, so no
+        verdict journaled after a strategy's stop was decided before it."""
+        if self._readonly:
+            raise JournalError("transaction() needs a writable journal", path=str(self._path))
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_transaction = False
 
     def __enter__(self) -> Journal:
         return self
@@ -265,7 +290,9 @@ class Journal:
             rows.append((now, kind.value, source, strategy, symbol, coid, bar, resolved, payload))
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
+            joined = self._in_transaction  # inside transaction(): its BEGIN and COMMIT
+            if not joined:
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 out = []
                 for row in rows:
@@ -281,9 +308,10 @@ class Journal:
                             continue
                         existing = conn.execute(_BY_KEY, (row[7],)).fetchone()
                     out.append(Appended(int(existing[0]), True))
-                conn.execute("COMMIT")
+                if not joined:
+                    conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                if not joined and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         return out

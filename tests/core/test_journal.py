@@ -292,6 +292,35 @@ def test_threads_sharing_one_journal_lose_nothing(journal: Journal) -> None:
     assert journal.counts_by_kind() == {EventKind.ORDER_FILLED: 400}  # 4 threads x 100
 
 
+def test_a_transaction_orders_another_writer_after_what_it_read_and_wrote(
+    tmp_path: Path,
+) -> None:
+    # Risk reads the strategies' states and journals its verdicts in one transaction: a
+    # writer that commits while it is open (a host journaling its stop) lands after it.
+    path = tmp_path / "j.db"
+    with Journal(path) as risk, Journal(path) as host:
+        landed: list[Appended] = []
+        stop = StrategyStateChanged(strategy_id="s", old=StrategyState.RUNNING,
+                                    new=StrategyState.STOPPED, by="ops")  # fmt: skip
+        writer = threading.Thread(target=lambda: landed.append(host.append(stop, source="h")))
+        with risk.transaction():
+            assert risk.last(EventKind.STRATEGY_STATE_CHANGED) is None
+            writer.start()
+            time.sleep(0.2)  # the host's append waits for the write lock meanwhile
+            assert not landed
+            first = risk.append(BarDone(bar_index=1, bar_ts=T0), source="risk")
+        writer.join(5)
+        assert first == Appended(1, False) and landed == [Appended(2, False)]
+
+
+def test_an_exception_in_a_transaction_rolls_back_its_appends(journal: Journal) -> None:
+    with pytest.raises(RuntimeError, match="decide failed"), journal.transaction():
+        journal.append_many([BarDone(bar_index=1, bar_ts=T0)], source="risk")
+        raise RuntimeError("decide failed")
+    assert journal.max_seq() == 0
+    assert journal.append(BarDone(bar_index=1, bar_ts=T0), source="risk") == Appended(1, False)
+
+
 # ------------------------------------------------------------------ reads
 def test_read_filters_and_pages_in_seq_order(journal: Journal) -> None:
     # 2,500 fills over two strategies: more than two read pages of 1,000.

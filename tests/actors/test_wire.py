@@ -1,0 +1,115 @@
+"""The bar path's transport (``actors.wire``) between real Ray actors: answers, the callee's
+own errors, the method allowlist, the key, resends after a SIGKILL, timeouts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from actors.retry import ActorDownError, CallTimeoutError
+from actors.wire import WireError, WirePeer, _prove, call_all
+from tests.kit.wire import Echo, PickyError
+
+
+@pytest.fixture
+def echo(ray_session):
+    """A restartable ``Echo`` actor, killed for good after the test."""
+    ray = ray_session
+    handle = ray.remote(Echo).options(max_restarts=-1, max_task_retries=0, num_cpus=0).remote()
+    yield handle
+    ray.kill(handle, no_restart=True)
+
+
+def _peer(handle, timeout_s: float = 30.0, wait_s: float = 60.0) -> WirePeer:
+    return WirePeer("echo", handle, restart_wait_s=wait_s, timeout_s=timeout_s)
+
+
+@pytest.mark.timeout(60)
+def test_a_call_answers_and_a_fan_out_answers_in_order(ray_session, echo) -> None:
+    other = ray_session.remote(Echo).options(num_cpus=0).remote()
+    try:
+        peer = _peer(echo)
+        pid = ray_session.get(echo.pid.remote())
+        assert peer.call("echo", [1, "a"]) == {"value": [1, "a"], "pid": pid}
+        answers = call_all([(peer, "echo", (1,)), (_peer(other), "echo", (2,))])
+        assert [a["value"] for a in answers] == [1, 2]
+        assert answers[0]["pid"] != answers[1]["pid"]  # two processes, two connections
+    finally:
+        ray_session.kill(other, no_restart=True)
+
+
+@pytest.mark.timeout(60)
+def test_the_callees_error_comes_back_as_itself_and_the_wire_stays_usable(
+    ray_session, echo
+) -> None:
+    peer = _peer(echo)
+    with pytest.raises(PickyError, match="bad qty") as caught:
+        peer.call("fail", "qty")
+    assert caught.value.field == "qty"
+    assert peer.call("echo", 7)["value"] == 7
+    assert ray_session.get(echo.ran.remote()) == ["fail", "echo"]
+
+
+@pytest.mark.timeout(60)
+def test_a_method_not_served_on_the_wire_is_refused_and_never_runs(ray_session, echo) -> None:
+    peer = _peer(echo)
+    with pytest.raises(AttributeError, match="'secret' is not served on the wire"):
+        peer.call("secret")
+    assert "secret" not in ray_session.get(echo.ran.remote())
+
+
+@pytest.mark.timeout(60)
+def test_a_caller_without_the_key_is_refused_before_anything_is_read(ray_session, echo) -> None:
+    point = ray_session.get(echo.endpoint.remote())
+    with (
+        socket.create_connection((point["host"], point["port"]), timeout=5) as sock,
+        pytest.raises(WireError, match="does not hold the key"),
+    ):
+        _prove(sock, b"not the key", server=False)
+    assert _peer(echo).call("echo", 1)["value"] == 1  # the server serves on
+    assert ray_session.get(echo.ran.remote()) == ["echo"]
+
+
+@pytest.mark.timeout(120)
+def test_a_call_in_flight_when_the_actor_is_sigkilled_is_sent_again_after_the_restart(
+    ray_session, echo
+) -> None:
+    peer = _peer(echo)
+    old = ray_session.get(echo.pid.remote())
+    peer.call("echo", 0)  # connected
+    killer = threading.Timer(0.5, os.kill, (old, signal.SIGKILL))
+    killer.start()
+    started = time.monotonic()
+    new = peer.call("sleep", 2.0)  # killed mid-call: resent to the restarted process
+    killer.join()
+    assert new != old and new == ray_session.get(echo.pid.remote())
+    assert time.monotonic() - started >= 2.0
+    assert ray_session.get(echo.ran.remote()) == ["sleep"]  # the new process ran it once
+
+
+@pytest.mark.timeout(120)
+def test_without_retry_a_dead_actor_is_actor_down_at_once(ray_session, echo) -> None:
+    peer = _peer(echo)
+    pid = ray_session.get(echo.pid.remote())
+    peer.call("echo", 0)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorDownError, match="'echo' unreachable"):
+        peer.call("echo", 1, retry=False)
+    assert peer.call("echo", 2)["value"] == 2  # with retry, it waits for the restart
+
+
+@pytest.mark.timeout(60)
+def test_a_call_past_its_timeout_raises_and_its_late_answer_is_never_read(
+    ray_session, echo
+) -> None:
+    ray_session.get(echo.pid.remote())  # the actor is up: its endpoint answers in time
+    peer = _peer(echo, timeout_s=0.3)
+    with pytest.raises(CallTimeoutError, match=r"echo\.sleep did not answer within 0\.3 s"):
+        peer.call("sleep", 1.0)
+    time.sleep(1.0)  # the late answer arrives on the dropped connection
+    assert peer.call("echo", "next")["value"] == "next"
