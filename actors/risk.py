@@ -43,7 +43,8 @@ from actors.common import (
     warm_up,
 )
 from actors.retry import call_sync
-from actors.wire import Endpoint, Wires, WireServer
+from actors.wire import Endpoint
+from actors.wire_aio import AsyncWirePeer, AsyncWireServer
 from core import metric_names as mn
 from core.events import (
     BarSlice,
@@ -87,7 +88,8 @@ class Risk(ActorShell):
         self._actor = Handles()
         self._wait_s = config.runtime.restart_wait_s
         self._timeout_s = config.runtime.call_timeout_s
-        self._wire = Wires(self._actor, restart_wait_s=self._wait_s, timeout_s=self._timeout_s)
+        self._broker_wire: AsyncWirePeer | None = None
+        self._server: AsyncWireServer | None = None
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
         self._kills_waiting = 0
@@ -176,18 +178,22 @@ class Risk(ActorShell):
                 rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
     async def _broker(self, method: str, *args: Any) -> Any:
-        """A broker call on the wire, resent while the broker restarts (every broker call is
-        idempotent); it waits in a worker thread, so the loop answers queries meanwhile."""
-        peer = self._wire(BROKER)
-        return unpack(await asyncio.to_thread(peer.call, method, *args))
+        """A broker call on the wire (``actors.wire_aio``), resent while the broker restarts
+        (every broker call is idempotent); the loop answers queries while it waits."""
+        if self._broker_wire is None:
+            self._broker_wire = AsyncWirePeer(BROKER, self._actor(BROKER),
+                                              restart_wait_s=self._wait_s,
+                                              timeout_s=self._timeout_s)  # fmt: skip
+        return unpack(await self._broker_wire.call(method, *args))
 
     async def endpoint(self) -> Endpoint:
-        """Where risk serves ``open_bar`` and ``close_bar`` (``actors.wire``); they run on
-        this actor's event loop, under the same lock as a kill."""
-        if self._wire_server is None:
-            self._wire_server = WireServer(self, self.WIRE_METHODS,
-                                           loop=asyncio.get_running_loop())  # fmt: skip
-        return self._wire_server.endpoint
+        """Where risk serves ``open_bar`` and ``close_bar`` on the wire, on this actor's
+        event loop, under the same lock as a kill."""
+        if self._server is None:  # set before the first await: concurrent asks share it
+            self._server = AsyncWireServer(self, self.WIRE_METHODS)
+            self._server_started = asyncio.ensure_future(self._server.start())
+        await self._server_started
+        return self._server.endpoint
 
     @ray.method(max_task_retries=0)
     async def open_bar(self, bar: BarSlice | bytes) -> bytes:

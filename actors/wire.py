@@ -44,7 +44,7 @@ from typing import Any
 
 from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync
 
-__all__ = ["Endpoint", "WireError", "WirePeer", "WireServer", "Wires", "call_all"]
+__all__ = ["Endpoint", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply"]
 
 log = logging.getLogger("raytrader.wire")
 
@@ -189,12 +189,20 @@ class WireServer:
                 if self._loop is None:
                     raise TypeError(f"{method} is a coroutine but the server has no loop")
                 result = asyncio.run_coroutine_threadsafe(result, self._loop).result()
-            return pickle.dumps((True, result), protocol=pickle.HIGHEST_PROTOCOL)
+            return reply(True, result)
         except Exception as exc:  # the method's own error travels back to the caller
-            try:
-                return pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+            return reply(False, exc)
+
+
+def reply(ok: bool, value: Any) -> bytes:
+    """An answer frame's payload: ``(True, result)`` or ``(False, the method's exception)``;
+    an exception that cannot be pickled travels as a ``RuntimeError`` with its text."""
+    try:
+        return pickle.dumps((ok, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        if ok:
+            raise
+        return pickle.dumps((False, RuntimeError(f"{type(value).__name__}: {value}")))
 
 
 # ---------------------------------------------------------------------- client

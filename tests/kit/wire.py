@@ -10,7 +10,7 @@ from typing import Any
 
 from actors.common import ActorShell, exclusive
 
-__all__ = ["Echo", "PickyError"]
+__all__ = ["AsyncEcho", "Echo", "PickyError"]
 
 
 class PickyError(ValueError):
@@ -60,3 +60,28 @@ class Echo(ActorShell):
     def ran(self) -> list[str]:
         """The methods run so far, in order."""
         return list(self._ran)
+
+
+class AsyncEcho(ActorShell):
+    """``Echo`` as an asyncio actor serving on its loop (``actors.wire_aio``), like risk."""
+
+    WIRE_METHODS = frozenset({"echo", "fail"})
+
+    def __init__(self) -> None:
+        self._server: Any = None
+
+    async def endpoint(self) -> dict[str, Any]:
+        """The wire endpoint, served on this actor's event loop."""
+        from actors.wire_aio import AsyncWireServer
+
+        if self._server is None:
+            self._server = await AsyncWireServer(self, self.WIRE_METHODS).start()
+        return self._server.endpoint
+
+    async def echo(self, value: Any) -> Any:
+        """The value, with this process's pid."""
+        return {"value": value, "pid": os.getpid()}
+
+    async def fail(self, field: str) -> None:
+        """Raise ``PickyError(field)``."""
+        raise PickyError(field)
