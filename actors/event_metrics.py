@@ -73,40 +73,52 @@ class EventMetrics:
         return appended
 
     def count(self, events: Sequence[BaseModel], appended: Sequence[Appended]) -> None:
-        """Increment the counters of every event whose row was new."""
+        """Increment the counters of every event whose row was new: one increment per series
+        touched (a bar's fills of one strategy add up before they reach the recorder)."""
+        incs: dict[tuple[str, tuple[tuple[str, object], ...]], int] = {}
         for event, row in zip(events, appended, strict=True):
             if not row.duplicate:
-                self._count(event)
+                self._count(event, incs)
+        for (metric, labels), amount in incs.items():
+            self.recorder.inc(metric, amount, **dict(labels))
 
-    def _count(self, event: BaseModel) -> None:
-        rec = self.recorder
+    def _count(self, event: BaseModel, incs: dict[Any, int]) -> None:
+        def inc(metric: Any, **labels: object) -> None:
+            key = (metric.name, tuple(labels.items()))
+            incs[key] = incs.get(key, 0) + 1
+
         match event:
             case RiskVerdict():
                 reason = event.reasons[0] if event.reasons else mn.NO_REASON
-                rec.inc(mn.RISK_DECISIONS, decision=event.decision, reason=reason)
+                inc(mn.RISK_DECISIONS, decision=event.decision, reason=reason)
             case BreakerTripped():
-                rec.inc(mn.BREAKER_TRIPS, breaker=event.breaker)
+                inc(mn.BREAKER_TRIPS, breaker=event.breaker)
             case TradingStateChanged():
-                rec.set(mn.TRADING_STATE, mn.TRADING_STATE_VALUE[event.new], scope=str(event.scope))
+                self.recorder.set(mn.TRADING_STATE, mn.TRADING_STATE_VALUE[event.new],
+                                  scope=str(event.scope))  # fmt: skip
             case OrderAccepted():
-                self._order(event.strategy_id, event.qty, OrderStatus.NEW)
+                inc(mn.ORDERS, **_order(event.strategy_id, event.qty, OrderStatus.NEW))
             case OrderRejected():
-                self._order(event.strategy_id, event.qty, OrderStatus.REJECTED)
+                inc(mn.ORDERS, **_order(event.strategy_id, event.qty, OrderStatus.REJECTED))
             case OrderCanceled():
                 self._filled.pop(event.client_order_id, None)
-                self._order(event.strategy_id, event.remaining_qty, OrderStatus.CANCELED)
+                inc(mn.ORDERS, **_order(event.strategy_id, event.remaining_qty,
+                                        OrderStatus.CANCELED))  # fmt: skip
             case OrderFilled():
-                rec.inc(mn.FILLS, strategy=event.strategy_id, reason=event.reason)
+                inc(mn.FILLS, strategy=event.strategy_id, reason=event.reason)
                 before = self._filled.pop(event.client_order_id, None)
                 done = (before or 0.0) + abs(event.qty)
                 if done >= abs(event.order_qty) - _EPS:
-                    self._order(event.strategy_id, event.qty, OrderStatus.FILLED)
+                    inc(mn.ORDERS, **_order(event.strategy_id, event.qty, OrderStatus.FILLED))
                     return
                 self._filled[event.client_order_id] = done
                 if before is None:  # once per status an order reaches
-                    self._order(event.strategy_id, event.qty, OrderStatus.PARTIALLY_FILLED)
+                    inc(mn.ORDERS, **_order(event.strategy_id, event.qty,
+                                            OrderStatus.PARTIALLY_FILLED))  # fmt: skip
             case BarQuarantined():
-                rec.inc(mn.BAD_BARS, reason=event.rule)
+                inc(mn.BAD_BARS, reason=event.rule)
 
-    def _order(self, strategy_id: str, qty: float, status: OrderStatus) -> None:
-        self.recorder.inc(mn.ORDERS, strategy=strategy_id, side=side_of(qty), status=status)
+
+def _order(strategy_id: str, qty: float, status: OrderStatus) -> dict[str, object]:
+    """The labels of ``orders_total`` for one order event."""
+    return {"strategy": strategy_id, "side": side_of(qty), "status": status}

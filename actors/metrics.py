@@ -39,6 +39,7 @@ __all__ = [
 SNAPSHOT_METHOD = "metrics_snapshot"
 
 log = logging.getLogger(__name__)
+_SERIES_CACHED = 10_000  # series whose label check is remembered (bounded: labels are bounded)
 
 
 class SampleSnapshot(TypedDict):
@@ -97,29 +98,30 @@ class MetricsRecorder:
         self._clock = clock
         self._mirror = mirror_to_ray
         self._ray: dict[str, Any] = {}
+        self._series_cache: dict[tuple[object, ...], tuple[MetricSpec, dict[str, str], Any]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ recording
     def inc(self, metric: MetricSpec | str, amount: float = 1.0, **labels: object) -> None:
         """Add ``amount`` (>= 0) to a counter."""
-        spec, values = self._resolve(metric, MetricKind.COUNTER, labels)
+        spec, values, child = self._series(metric, MetricKind.COUNTER, labels)
         if amount < 0:
             raise ValueError(f"{spec.name}: a counter only goes up, got {amount}")
-        self._child(spec, values).inc(amount)
+        child.inc(amount)
         if amount > 0:
             self._to_ray(spec, "inc", amount, values)
 
     def set(self, metric: MetricSpec | str, value: float, **labels: object) -> None:
         """Set a gauge."""
-        spec, values = self._resolve(metric, MetricKind.GAUGE, labels)
-        self._child(spec, values).set(value)
+        spec, values, child = self._series(metric, MetricKind.GAUGE, labels)
+        child.set(value)
         self._updated[(spec.name, tuple(sorted(values.items())))] = self._clock()
         self._to_ray(spec, "set", value, values)
 
     def observe(self, metric: MetricSpec | str, value: float, **labels: object) -> None:
         """Add one observation to a histogram."""
-        spec, values = self._resolve(metric, MetricKind.HISTOGRAM, labels)
-        self._child(spec, values).observe(value)
+        spec, values, child = self._series(metric, MetricKind.HISTOGRAM, labels)
+        child.observe(value)
         self._to_ray(spec, "observe", value, values)
 
     @contextmanager
@@ -186,6 +188,24 @@ class MetricsRecorder:
         if spec.kind is not kind:
             raise TypeError(f"{spec.name} is a {spec.kind.value}, not a {kind.value}")
         return spec, spec.check_labels(labels)
+
+    def _series(
+        self, metric: MetricSpec | str, kind: MetricKind, labels: dict[str, object]
+    ) -> tuple[MetricSpec, dict[str, str], Any]:
+        """The checked spec, label values and prometheus child of one series, remembered per
+        (metric, kind, labels) so the bar path checks a series' labels once, not per event."""
+        name = metric if isinstance(metric, str) else metric.name
+        try:
+            key = (name, kind, tuple(labels.items()))
+            hit = self._series_cache.get(key)
+        except TypeError:  # an unhashable label value: checked (and refused) below
+            key, hit = None, None
+        if hit is None:
+            spec, values = self._resolve(metric, kind, labels)
+            hit = (spec, values, self._child(spec, values))
+            if key is not None and len(self._series_cache) < _SERIES_CACHED:
+                self._series_cache[key] = hit
+        return hit
 
     def _child(self, spec: MetricSpec, values: dict[str, str]) -> Any:
         prom = self._prom[spec.name]

@@ -237,6 +237,16 @@ class Scope(BaseModel):
     def __str__(self) -> str:
         return self.kind.value if self.name is None else f"{self.kind.value}:{self.name}"
 
+    # Scopes key the risk engine's dicts, looked up many times a bar: compare the two fields
+    # directly rather than through pydantic's generic field-by-field __eq__.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scope):
+            return NotImplemented
+        return self.kind is other.kind and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
+
     def covers(self, strategy_id: str, symbol: str) -> bool:
         """Whether an order of ``strategy_id`` on ``symbol`` falls in this scope."""
         if self.kind is ScopeKind.GLOBAL:

@@ -75,9 +75,8 @@ _SCHEMA: Final = (
 )
 _INSERT: Final = (
     "INSERT INTO events (wall_ns, kind, source, strategy, symbol, client_order_id, bar_index,"
-    " dedup_key, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
+    " dedup_key, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_BY_KEY: Final = "SELECT seq FROM events WHERE dedup_key = ?"
 _PAGE: Final = 1000  # rows fetched per query while iterating, so no read holds a snapshot long
 
 
@@ -295,25 +294,54 @@ class Journal:
                 conn.execute("BEGIN IMMEDIATE")
             try:
                 out = []
-                for row in rows:
-                    # Look the key up first (inside the write lock, so no race): an ignored
-                    # conflicting INSERT would still burn an AUTOINCREMENT seq and leave a gap.
-                    existing = None
-                    if row[7] is not None:
-                        existing = conn.execute(_BY_KEY, (row[7],)).fetchone()
-                    if existing is None:
-                        cur = conn.execute(_INSERT, row)
-                        if cur.rowcount == 1:
-                            out.append(Appended(int(cur.lastrowid or 0), False))
-                            continue
-                        existing = conn.execute(_BY_KEY, (row[7],)).fetchone()
-                    out.append(Appended(int(existing[0]), True))
+                out = self._insert(conn, rows)
                 if not joined:
                     conn.execute("COMMIT")
             except BaseException:
                 if not joined and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        return out
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> list[Appended]:
+        """Insert the rows whose key is new, in one statement; inside the write lock.
+
+        The keys are looked up first, in one query (an ignored conflicting INSERT would still
+        burn an AUTOINCREMENT seq and leave a gap); the new rows then take consecutive seqs,
+        since no other writer can insert in between.
+        """
+        keys = [r[7] for r in rows if r[7] is not None]
+        known: dict[object, int] = {}
+        for start in range(0, len(keys), 500):  # SQLite's default limit is 999 variables
+            part = keys[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT dedup_key, seq FROM events WHERE dedup_key IN ({marks})"
+            known.update(conn.execute(query, part).fetchall())
+        new: list[tuple[object, ...]] = []
+        slots: list[int | None] = []  # index into new, or None for a duplicate
+        pending: dict[object, int] = {}
+        for row in rows:
+            key = row[7]
+            if key is not None and (key in known or key in pending):
+                slots.append(None)
+                continue
+            if key is not None:
+                pending[key] = len(new)
+            slots.append(len(new))
+            new.append(row)
+        first = 0
+        if new:
+            conn.executemany(_INSERT, new)
+            first = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(new) + 1
+        out = []
+        for row, slot in zip(rows, slots, strict=True):
+            if slot is not None:
+                out.append(Appended(first + slot, False))
+            else:
+                key = row[7]
+                seq = known[key] if key in known else first + pending[key]
+                out.append(Appended(seq, True))
         return out
 
     # ------------------------------------------------------------------ typed reads

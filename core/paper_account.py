@@ -162,9 +162,13 @@ class SymbolSelector:
         self.symbols = symbols
         self._feed_symbols: tuple[str, ...] | None = None
         self._idx: np.ndarray | None = None
+        self._last: tuple[BarSlice, Prices] | None = None  # a bar is priced once per account
 
     def prices(self, bar: BarSlice) -> Prices:
-        """The bar's fields in this selector's symbol order."""
+        """The bar's fields in this selector's symbol order (read-only arrays: shared by every
+        fill of the bar)."""
+        if self._last is not None and self._last[0] is bar:
+            return self._last[1]
         if bar.symbols is not self._feed_symbols and bar.symbols != self._feed_symbols:
             self._feed_symbols = bar.symbols
             if bar.symbols == self.symbols:
@@ -172,7 +176,9 @@ class SymbolSelector:
             else:
                 where = {s: i for i, s in enumerate(bar.symbols)}
                 self._idx = np.array([where.get(s, -1) for s in self.symbols], dtype=np.int64)
-        return Prices(bar, self._idx)
+        prices = Prices(bar, self._idx)
+        self._last = (bar, prices)
+        return prices
 
 
 class SubAccount:
