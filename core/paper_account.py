@@ -144,10 +144,12 @@ class Prices:
 
     __slots__ = ("close", "high", "low", "open", "volume")
 
-    def __init__(self, bar: BarSlice, idx: np.ndarray | None) -> None:
+    def __init__(self, bar: BarSlice, idx: np.ndarray | None, complete: bool = False) -> None:
         for name in self.__slots__:
             arr = getattr(bar, name)
-            if idx is not None:
+            if complete:  # every symbol is in the feed: one gather
+                arr = np.asarray(arr, dtype=np.float64).take(idx)
+            elif idx is not None:
                 out = np.full(len(idx), np.nan)
                 ok = idx >= 0
                 out[ok] = arr[idx[ok]]
@@ -162,6 +164,7 @@ class SymbolSelector:
         self.symbols = symbols
         self._feed_symbols: tuple[str, ...] | None = None
         self._idx: np.ndarray | None = None
+        self._complete = False  # every symbol found in the feed's
         self._last: tuple[BarSlice, Prices] | None = None  # a bar is priced once per account
 
     def prices(self, bar: BarSlice) -> Prices:
@@ -176,7 +179,8 @@ class SymbolSelector:
             else:
                 where = {s: i for i, s in enumerate(bar.symbols)}
                 self._idx = np.array([where.get(s, -1) for s in self.symbols], dtype=np.int64)
-        prices = Prices(bar, self._idx)
+            self._complete = self._idx is not None and bool((self._idx >= 0).all())
+        prices = Prices(bar, self._idx, self._complete)
         self._last = (bar, prices)
         return prices
 

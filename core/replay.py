@@ -163,7 +163,8 @@ class ReplaySource:
         ts = _to_datetime(p.timestamps[t])
         events: list[BarQuarantined] = []
         keys: list[str] = []
-        for j, symbol in enumerate(p.symbols):
+        for j in _suspects(*(getattr(p, f)[t] for f in _FIELDS)):
+            symbol = p.symbols[j]
             values = [float(getattr(p, f)[t, j]) for f in _FIELDS]
             if all(math.isnan(v) for v in values):
                 continue  # no bar: a gap, not a bad bar
@@ -222,3 +223,18 @@ class ReplaySource:
             return 0.0
         step = self.panel.timestamps[t] - self.panel.timestamps[t - 1]
         return float(step / np.timedelta64(1, "us")) / 1e6 / float(speed)
+
+
+def _suspects(
+    open: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+) -> list[int]:
+    """Columns of one bar that may break a rule of ``check_bar`` (which then names it): every
+    column but those passing all of its rules at once, checked for the whole bar together."""
+    with np.errstate(invalid="ignore"):
+        good = (
+            np.isfinite(open) & np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
+            & np.isfinite(volume) & (open > 0) & (high > 0) & (low > 0) & (close > 0)
+            & (high >= np.maximum(open, close)) & (low <= np.minimum(open, close))
+            & (volume >= 0)
+        )  # fmt: skip
+    return np.flatnonzero(~good).tolist()

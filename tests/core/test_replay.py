@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.config import DataSpec
+from core.data.validation import check_bar
 from core.errors import ConfigError
 from core.panel import WidePanel
-from core.replay import ReplaySource, load_source
+from core.replay import ReplaySource, _suspects, load_source
 from core.types import BadBarRule
 
 NAN = math.nan
@@ -97,3 +100,18 @@ def test_a_window_outside_the_data_is_refused() -> None:
         load_source(DataSpec(paths=[str(DATA / "ESTX50.csv")], start="2010-01-01"))
     src = load_source(DataSpec(paths=[str(DATA / "ESTX50.csv")], start="2006-01-01"))
     assert str(src.panel.timestamps[0])[:10] == "2006-01-02"
+
+
+_VALUE = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0, -1.0, 1.0, 2.0, 100.0]),  # ties and small integers, often equal
+)
+
+
+@given(st.lists(st.tuples(*[_VALUE] * 5), min_size=1, max_size=12))
+def test_the_whole_bar_prefilter_suspects_exactly_the_bars_check_bar_refuses(bars) -> None:
+    # Independent check: check_bar, one bar at a time, is the reference; the vectorized
+    # prefilter must flag the same columns (so emission quarantines the same bars).
+    arr = np.array(bars, dtype=np.float64)  # (symbols, 5)
+    refused = [j for j, b in enumerate(bars) if check_bar(*b) is not None]
+    assert _suspects(*(arr[:, k] for k in range(5))) == refused
