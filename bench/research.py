@@ -3,7 +3,8 @@
 - W2-sweep: the 17,400-backtest grid through ``optimization.sweep.run_sweep`` on warm worker
   actors (1 or 2), per-symbol final equities returned so the sum matches W2's hand loop.
 - W3: 10,000 i.i.d. bootstrap paths x 2,520 steps of one seeded return series: raytrader on
-  Ray tasks (1 thread each) and in-process (2 numba threads), a hand numba loop with the same
+  Ray (its layout: one task per node with the node's CPUs as numba threads; and 2 one-thread
+  tasks, the layout of two nodes) and in-process (2 numba threads), a hand numba loop with the same
   per-path SplitMix64 streams and statistics (identical numbers; no fan chart), and plain
   numpy (final return only, another RNG: comparable within sampling error). Value: the final
   return of every path.
@@ -59,15 +60,16 @@ def w3_returns() -> np.ndarray:
     return np.random.default_rng(3).normal(0.0004, 0.012, W3_STEPS)
 
 
-def w3_raytrader_ray() -> Callable[[], np.ndarray]:
-    """run_paths on 2 Ray tasks (one numba thread each), all statistics and the fan chart."""
+def w3_raytrader_ray(layout: list[int] | None = None) -> Callable[[], np.ndarray]:
+    """run_paths on 2 CPUs, all statistics and the fan chart: its own layout (one task per
+    node, here one task with two numba threads), or ``layout``'s tasks."""
     from optimization.montecarlo import run_paths
     from optimization.specs import MonteCarloMethod
 
     _ray()
     r = w3_returns()
     return lambda: run_paths(r, MonteCarloMethod.IID, W3_PATHS, W3_STEPS, 20.0, 0, 252.0, 1.0,
-                             workers=2)["final_return"]  # fmt: skip
+                             workers=2, layout=layout)["final_return"]  # fmt: skip
 
 
 def w3_raytrader_local() -> Callable[[], np.ndarray]:
@@ -213,7 +215,8 @@ RESEARCH_WORKLOADS: dict[str, dict[str, Callable[[], Callable[[], Any]]]] = {
         "sweep, 2 workers": lambda: w2_sweep(2),
     },
     "W3": {
-        "raytrader (2 Ray tasks)": w3_raytrader_ray,
+        "raytrader on Ray (2 CPUs: 1 task x 2 threads)": w3_raytrader_ray,
+        "raytrader on Ray, 2 tasks x 1 thread": lambda: w3_raytrader_ray([1, 1]),
         "raytrader kernel in-process (2 threads)": w3_raytrader_local,
         "hand numba loop": w3_hand,
         "numpy": w3_numpy,

@@ -88,22 +88,42 @@ def simulate_blocks(
 _simulate_remote = ray.remote(num_cpus=1, max_retries=0)(simulate_blocks)
 
 
+def task_layout(workers: int, nodes: int) -> list[int]:
+    """Numba threads of each Ray task for ``workers`` CPUs over ``nodes`` nodes: one task per
+    node (at most one per CPU), the CPUs shared out as evenly as they go. A task's round trip
+    and its result's trip through the object store cost milliseconds, as much as a few
+    hundred paths, so threads inside a task are cheaper than more tasks on the same node."""
+    tasks = max(1, min(workers, nodes))
+    return [workers // tasks + (1 if i < workers % tasks else 0) for i in range(tasks)]
+
+
+def _cpu_nodes() -> int:
+    """Alive nodes of the cluster that have CPUs."""
+    return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")))
+
+
 def run_paths(
     data: np.ndarray, method: MonteCarloMethod, paths: int, steps: int, block_length: float,
     seed: int, ppy: float, cash: float, workers: int, ctx: JobContext | None = None,
+    layout: list[int] | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """All paths, split in contiguous block ranges over ``workers`` Ray tasks (one CPU each)."""
+    """All paths on ``workers`` CPUs: contiguous block ranges, one Ray task per node with
+    that node's share of the CPUs as numba threads (``task_layout``; ``layout`` sets the
+    threads of each task instead); the blocks' seeds make the numbers the same for any
+    layout."""
     ctx = ctx or JobContext()
     n_blocks = math.ceil(paths / PATHS_PER_BLOCK)
-    # One contiguous range of blocks per worker: a task round trip costs milliseconds here,
-    # as much as a few hundred paths, so more, smaller tasks only add overhead.
-    edges = np.linspace(0, n_blocks, min(workers, n_blocks) + 1).round().astype(int)
+    threads = layout or task_layout(min(workers, n_blocks), _cpu_nodes())
+    threads = threads[:n_blocks]
+    # Each task takes blocks in proportion to its threads.
+    cuts = np.cumsum([0, *threads]) / sum(threads) * n_blocks
+    edges = np.unique(cuts.round().astype(int))
     # Returns or trade P&L are a few kB: passed inline, a put would only add a round trip.
     arr = np.ascontiguousarray(data, dtype=np.float64)
     args = (method.value, paths, steps, block_length, seed, ppy, cash)
     pending = {
-        _simulate_remote.remote(arr, *args, int(a), int(b), 1): i
-        for i, (a, b) in enumerate(itertools.pairwise(edges))
+        _simulate_remote.options(num_cpus=k).remote(arr, *args, int(a), int(b), k): i
+        for i, ((a, b), k) in enumerate(zip(itertools.pairwise(edges), threads, strict=False))
     }  # fmt: skip
     parts: dict[int, dict[str, np.ndarray]] = {}
     try:

@@ -15,7 +15,7 @@ import pytest
 
 from core.config import DataSpec
 from core.errors import ConfigError
-from optimization.montecarlo import path_keys, run_montecarlo, run_paths, summarize
+from optimization.montecarlo import path_keys, run_montecarlo, run_paths, summarize, task_layout
 from optimization.specs import MonteCarloMethod, MonteCarloSpec
 
 IID, BLOCK, TRADES = MonteCarloMethod.IID, MonteCarloMethod.BLOCK, MonteCarloMethod.TRADES
@@ -53,11 +53,21 @@ def test_one_path_matches_a_pure_python_splitmix_reference(ray_session):
 def test_same_seed_same_numbers_for_one_and_two_workers(ray_session, method):
     args = (RETURNS, method, 2500, 60, 5.0)  # 2500 paths: three blocks, the last one partial
     one = run_paths(*args, 9, 252.0, 1.0, workers=1)
-    two = run_paths(*args, 9, 252.0, 1.0, workers=2)
+    two = run_paths(*args, 9, 252.0, 1.0, workers=2)  # one task, two threads (one node)
+    split = run_paths(*args, 9, 252.0, 1.0, workers=2, layout=[1, 1])  # two tasks, as on 2 nodes
     other = run_paths(*args, 10, 252.0, 1.0, workers=2)
     for key in ("final_return", "max_drawdown", "sharpe", "min_equity", "fan"):
         np.testing.assert_array_equal(one[key], two[key])
+        np.testing.assert_array_equal(one[key], split[key])
     assert not np.array_equal(one["final_return"], other["final_return"])
+
+
+def test_one_task_per_node_with_the_cpus_shared_out():
+    assert task_layout(2, 1) == [2]  # one node: one task, two numba threads
+    assert task_layout(4, 2) == [2, 2]
+    assert task_layout(5, 2) == [3, 2]
+    assert task_layout(2, 3) == [1, 1]  # never more tasks than CPUs
+    assert task_layout(1, 4) == [1]
 
 
 @pytest.mark.timeout(120)
