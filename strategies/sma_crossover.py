@@ -105,17 +105,23 @@ class SmaCrossover(Strategy):
         computes only those and appends them, so a long-lived cache (a sweep worker's, across
         calls) computes each window once however the sets are chunked."""
         key = ("sma_stack", column_major)
-        stack, where = cache.get(key, (None, {}))
+        buf, where = cache.get(key, (None, {}))
         missing = sorted(({s.fast for s in sets} | {s.slow for s in sets}) - set(where))
         if missing:
+            used, need = len(where), len(where) + len(missing)
+            if buf is None or len(buf) < need:  # grow by doubling: no copy per chunk
+                inner = (panel.n_symbols, panel.n_bars) if column_major else panel.close.shape
+                grown = np.empty((max(need, 2 * used), *inner))
+                if buf is not None:
+                    grown[:used] = buf[:used]
+                buf = grown
             windows = np.array(missing, dtype=np.int64)
             close = np.ascontiguousarray(panel.close, dtype=np.float64)
             if column_major:
-                part = np.empty((len(windows), panel.n_symbols, panel.n_bars))
-                sma_stack_nb(np.ascontiguousarray(close.T), windows, part)
+                sma_stack_nb(np.ascontiguousarray(close.T), windows, buf[used:need])
             else:
-                part = np.stack([sma_nb(close, int(w)) for w in windows])
-            stack = part if stack is None else np.concatenate((stack, part))
-            where = {**where, **{int(w): len(where) + k for k, w in enumerate(windows)}}
-            cache[key] = (stack, where)
-        return stack, where
+                for k, w in enumerate(windows):
+                    buf[used + k] = sma_nb(close, int(w))
+            where = {**where, **{int(w): used + k for k, w in enumerate(windows)}}
+            cache[key] = (buf, where)
+        return buf[: len(where)], where

@@ -153,5 +153,6 @@ def test_a_shared_cache_computes_each_window_once_and_changes_nothing(column_maj
         np.testing.assert_array_equal(got, want)
     stack, where = cache[("sma_stack", column_major)]
     windows = {p["fast"] for p in sets} | {p["slow"] for p in sets}
-    assert set(where) == windows and stack.shape[0] == len(windows)  # each window once
+    assert set(where) == windows and stack.shape[0] >= len(windows)  # each window once
+    # (the cached buffer grows by doubling; rows past the windows held are spare capacity)
     assert sorted(where.values()) == list(range(len(windows)))
