@@ -26,7 +26,6 @@ leaves a half-open socket, not an error).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -44,7 +43,9 @@ from typing import Any
 
 from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync
 
-__all__ = ["Endpoint", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply"]
+__all__ = [
+    "Endpoint", "PeerBase", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply",
+]  # fmt: skip
 
 log = logging.getLogger("raytrader.wire")
 
@@ -115,10 +116,9 @@ class WireServer:
 
     Args:
         target: the actor instance.
-        methods: the method names callers may run (anything else is refused).
-        loop: for an asyncio actor, its event loop: coroutine methods run on it, so they
-            share the actor's locks with its Ray calls. Plain methods run in the connection's
-            thread and must guard the actor's state themselves.
+        methods: the method names callers may run (anything else is refused); they run in
+            the connection's thread and guard the actor's state themselves (an asyncio actor
+            serves with ``actors.wire_aio.AsyncWireServer`` instead).
         host: the address to bind (default: this node's IP, reachable from the cluster).
     """
 
@@ -127,12 +127,10 @@ class WireServer:
         target: object,
         methods: Iterable[str],
         *,
-        loop: asyncio.AbstractEventLoop | None = None,
         host: str | None = None,
     ) -> None:
         self._target = target
         self._methods = frozenset(methods)
-        self._loop = loop
         self._key = secrets.token_bytes(32)
         self._sock = socket.create_server((host or _node_ip(), 0))
         self._closed = False
@@ -184,12 +182,7 @@ class WireServer:
         try:
             if method not in self._methods:
                 raise AttributeError(f"method {method!r} is not served on the wire")
-            result = getattr(self._target, method)(*args)
-            if asyncio.iscoroutine(result):
-                if self._loop is None:
-                    raise TypeError(f"{method} is a coroutine but the server has no loop")
-                result = asyncio.run_coroutine_threadsafe(result, self._loop).result()
-            return reply(True, result)
+            return reply(True, getattr(self._target, method)(*args))
         except Exception as exc:  # the method's own error travels back to the caller
             return reply(False, exc)
 
@@ -206,8 +199,8 @@ def reply(ok: bool, value: Any) -> bytes:
 
 
 # ---------------------------------------------------------------------- client
-class WirePeer:
-    """The caller's end of one actor's wire; one call at a time (a lock keeps it so).
+class PeerBase:
+    """What every caller's end holds (``WirePeer``, ``actors.wire_aio.AsyncWirePeer``).
 
     Args:
         name: the actor's name (for messages).
@@ -221,8 +214,16 @@ class WirePeer:
         self._handle = handle
         self._wait_s = restart_wait_s
         self._timeout_s = timeout_s
+        self._pid: int | None = None  # the process the connection reaches
+
+
+class WirePeer(PeerBase):
+    """The caller's end of one actor's wire; one call at a time (a lock keeps it so).
+    Arguments as ``PeerBase``'s."""
+
+    def __init__(self, name: str, handle: Any, *, restart_wait_s: float, timeout_s: float) -> None:
+        super().__init__(name, handle, restart_wait_s=restart_wait_s, timeout_s=timeout_s)
         self._sock: socket.socket | None = None
-        self._pid: int | None = None
         self.lock = threading.Lock()
 
     # -------------------------------------------------------------- connection

@@ -28,6 +28,7 @@ from actors.wire import (
     _NONCE,
     _PING_EVERY_S,
     Endpoint,
+    PeerBase,
     WireError,
     _mac,
     _node_ip,
@@ -125,23 +126,13 @@ class AsyncWireServer:
             return reply(False, exc)
 
 
-class AsyncWirePeer:
+class AsyncWirePeer(PeerBase):
     """``actors.wire.WirePeer`` for a caller on an event loop; one call at a time.
-
-    Args:
-        name: the actor's name (for messages).
-        handle: the actor's Ray handle (``endpoint()`` and liveness checks).
-        restart_wait_s: longest total wait for the actor to come back.
-        timeout_s: longest wait for one answer.
-    """
+    Arguments as ``actors.wire.PeerBase``'s."""
 
     def __init__(self, name: str, handle: Any, *, restart_wait_s: float, timeout_s: float) -> None:
-        self.name = name
-        self._handle = handle
-        self._wait_s = restart_wait_s
-        self._timeout_s = timeout_s
+        super().__init__(name, handle, restart_wait_s=restart_wait_s, timeout_s=timeout_s)
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._pid: int | None = None
         self._lock = asyncio.Lock()
 
     async def _connect(self, started: float, retry: bool) -> None:
