@@ -133,23 +133,23 @@ class Broker(ActorShell):
         """Docs/live.md step 2 for every sub-account; idempotent per bar.
 
         Returns, packed (``actors.common.unpack``), ``{"report": BarReport, "fill_counts":
-        {strategy: fills so far}}``; the counts let each host check that its ledger has every
-        fill of its sub-account.
+        {strategy: fills so far}, "quiet": [...]}``; the counts let each host check that its
+        ledger has every fill of its sub-account; ``quiet`` names the sub-accounts the next
+        bar's open cannot touch (``PaperEngine.quiet``).
         """
         report = self._on_bar(unpack(bar))
-        return pack({"report": report, "fill_counts": self._fill_counts()})
+        return pack({"report": report, **self._after()})
 
     @ray.method(max_task_retries=0)
     @exclusive
     def step(self, orders: list[OrderIntent] | bytes, next_bar: BarSlice | bytes | None) -> bytes:
         """One bar's end and the next bar's open in one call (risk's per-bar call): ``submit``
         the approved orders, then ``on_bar(next_bar)`` when one is given. Idempotent like
-        both. Returns, packed, ``submit``'s answer plus ``report`` (None without a next bar)
-        and ``fill_counts``."""
+        both. Returns, packed, ``submit``'s answer plus ``report`` (None without a next bar),
+        ``fill_counts`` and ``quiet`` as ``on_bar``'s."""
         out = self._submit(unpack(orders))
         out["report"] = None if next_bar is None else self._on_bar(unpack(next_bar))
-        out["fill_counts"] = self._fill_counts()
-        return pack(out)
+        return pack({**out, **self._after()})
 
     def _on_bar(self, bar: BarSlice) -> BarReport:
         last = self._engine.last_bar_index
@@ -260,6 +260,10 @@ class Broker(ActorShell):
         rec = self._telemetry.recorder
         for sid in self._engine.strategies:
             rec.set(mn.PNL_REALIZED, self._engine.ledger(sid).realized_pnl, strategy=sid)
+
+    def _after(self) -> dict[str, Any]:
+        """Fill counts and quiet sub-accounts now: what the next bar's open starts from."""
+        return {"fill_counts": self._fill_counts(), "quiet": sorted(self._engine.quiet())}
 
     def _fill_counts(self) -> dict[str, int]:
         """Fills applied per sub-account so far."""

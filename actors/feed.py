@@ -112,7 +112,9 @@ class DataFeed(ActorShell):
         self._done_ns: dict[int, int] = {}
         self._carry: dict[str, list[OrderFilled]] = {}  # close fills for the next bar's hosts
         self._opened: tuple[int, Any, bytes, Any, dict[str, int]] | None = None  # bar t, open
+        self._after: tuple[int, dict[str, Any]] | None = None  # risk's "after" for bar t's open
         self._dropped = 0
+        self._early = {"evaluated": 0, "reevaluated": 0}  # runtime.early_hosts, counted
 
     # ------------------------------------------------------------------ control
     def run(self) -> dict[str, Any]:
@@ -207,26 +209,34 @@ class DataFeed(ActorShell):
     def _bar(self, t: int, *, chain: bool) -> None:
         """Docs/live.md steps 1-6 for bar t. Bar t is open already when the previous bar's
         ``risk.close_bar`` carried it; ``chain`` lets this bar's close carry bar t+1."""
-        if self._opened is None or self._opened[0] != t:
-            bar, wire = self._emit(t)
-            out = unpack(self._wire(RISK).call("open_bar", wire))
-            self._opened = (t, bar, wire, out["report"], out["fill_counts"])
-        _, bar, wire, report, counts = self._opened
-        calls = []
+        answers: dict[str, Any] = {}
+        redo: set[str] = set()
         handed = time.perf_counter()
+        if self._opened is None or self._opened[0] != t:
+            answers, redo = self._open(t)
+        _, bar, wire, report, counts = self._opened  # type: ignore[misc]
+        calls, called = [], []
         for sid in self._hosts:
-            fills = self._carry.pop(sid, []) + report.fills_for(sid)
-            args = (wire, pack(fills) if fills else (), counts.get(sid))
+            if sid in answers:
+                continue
+            again = sid in redo
+            fills = ([] if again else self._carry.pop(sid, [])) + report.fills_for(sid)
+            args = (wire, pack(fills) if fills else (), counts.get(sid), again)
             calls.append((self._wire(host_name(sid)), "on_bar", args))
+            called.append(sid)
+        answers.update(zip(called, call_all(calls), strict=True))
         intents: list[OrderIntent] = []
-        for answer in call_all(calls):
-            intents += unpack(answer["intents"])
+        for sid in self._hosts:  # the hosts' order, however they were called
+            if sid in answers:
+                intents += unpack(answers[sid]["intents"])
         more = chain and t + 1 < self._source.n_bars and self._unpaused.is_set()
         nxt = self._emit(t + 1) if more and not self._stopping else None
         out = self._close(t, wire, intents, None if nxt is None else nxt[1])
         self._latency(out["verdicts"], time.perf_counter() - handed)
         for fill in out["fills"]:  # close fills: the hosts apply them with the next bar
             self._carry.setdefault(fill.strategy_id, []).append(fill)
+        after = out.get("after")
+        self._after = None if after is None else (t + 1, after)
         self._telemetry.append([BarDone(bar_index=t, bar_ts=bar.time)])
         self._telemetry.recorder.set(mn.LAST_BAR_TIMESTAMP, time.time())
         if len(self._done_ns) < _TIMINGS_KEPT:
@@ -234,6 +244,35 @@ class DataFeed(ActorShell):
         self._opened = None
         if nxt is not None and out["report"] is not None:
             self._opened = (t + 1, nxt[0], nxt[1], out["report"], out["fill_counts"])
+
+    def _open(self, t: int) -> tuple[dict[str, Any], set[str]]:
+        """Open bar t with ``risk.open_bar``; the hosts the open cannot touch (risk's
+        ``after`` of the last close: ``runtime.early_hosts``) evaluate it meanwhile.
+        Returns their answers, less those the open's report shows touched (fills, a stop,
+        another fill count), and the touched ones, which ``_bar`` has evaluate again."""
+        bar, wire = self._emit(t)
+        early: dict[str, int] = {}
+        if self._runtime.early_hosts and self._after is not None and self._after[0] == t:
+            quiet, counts = set(self._after[1]["quiet"]), self._after[1]["fill_counts"]
+            early = {sid: counts[sid] for sid in self._hosts if sid in quiet and sid in counts}
+        calls: list[tuple[Any, str, tuple[Any, ...]]] = [(self._wire(RISK), "open_bar", (wire,))]
+        for sid, count in early.items():
+            fills = self._carry.pop(sid, [])
+            args = (wire, pack(fills) if fills else (), count)
+            calls.append((self._wire(host_name(sid)), "on_bar", args))
+        opened, *first = call_all(calls)
+        out = unpack(opened)
+        report, counts = out["report"], out["fill_counts"]
+        self._opened = (t, bar, wire, report, counts)
+        redo = {
+            sid for sid, count in early.items()
+            if report.fills_for(sid) or sid in report.stopped or counts.get(sid) != count
+        }  # fmt: skip
+        self._early["evaluated"] += len(early)
+        self._early["reevaluated"] += len(redo)
+        if redo:
+            log.info("bar %d: the open touched early-evaluated %s", t, sorted(redo))
+        return {sid: a for sid, a in zip(early, first, strict=True) if sid not in redo}, redo
 
     def _close(
         self, t: int, wire: bytes, intents: list[OrderIntent], next_wire: bytes | None
@@ -347,7 +386,7 @@ class DataFeed(ActorShell):
             "bars_per_s": done / elapsed if elapsed else None,
             "symbols": len(self._source.symbols), "speed": self._config.feed.speed,
             "quarantined": self._source.quarantine_counts, "error": self._error,
-            "intents_dropped": self._dropped,
+            "intents_dropped": self._dropped, "early_hosts": dict(self._early),
             "current_ts": str(ts[min(self._next, n) - 1])[:19] if self._next else None,
         }  # fmt: skip
 

@@ -171,13 +171,16 @@ class StrategyHost(ActorShell):
         bar: BarSlice | bytes,
         fills: list[OrderFilled] | bytes = (),  # type: ignore[assignment]
         fill_count: int | None = None,
+        reevaluate: bool = False,
     ) -> dict[str, Any]:
         """Docs/live.md step 4 for this strategy; idempotent for the last bar handled.
 
         Applies ``fills`` (this bar's, and the previous bar's close fills), evaluates the
         strategy and answers the bar's intents (packed) for the feed to deliver to risk in
         the bar's one ``risk.close_bar`` call. A PAUSED strategy answers none; ``bar`` and
-        ``fills`` may come packed (``actors.common.pack``).
+        ``fills`` may come packed (``actors.common.pack``). ``reevaluate`` (the last bar
+        again, after an early evaluation the bar's open turned out to touch) sizes the
+        bar's orders again on the fills now applied (``StrategyRunner.reevaluate``).
         """
         bar, fills = unpack(bar), list(unpack(fills))
         runner = self._runner
@@ -188,14 +191,18 @@ class StrategyHost(ActorShell):
         self._apply_in_order(runner, fills, fill_count, bar.index)
         if not evaluates(self._state):
             return self._answer([])
+        again = reevaluate and runner.last_bar_index == bar.index
+        replaced = len(runner.last_intents) if again else 0
         try:
-            intents = runner.on_bar(bar, fills)
+            intents = runner.reevaluate(bar, fills) if again else runner.on_bar(bar, fills)
         except BarOrderError:
             raise
         except Exception as exc:  # strategy code, guarded: this strategy only
             self._fail(exc)
             return self._answer([])
-        self._counts["intents"] += len(intents)
+        self._counts["intents"] += len(intents) - replaced
+        if again:
+            self._counts["reevaluated"] += 1
         if self._state is StrategyState.PAUSED:
             self._counts["discarded_paused"] += len(intents)
             return self._answer([])

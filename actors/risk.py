@@ -20,10 +20,11 @@ every intent decided after the kill is decided under it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +93,7 @@ class Risk(ActorShell):
         self._server: AsyncWireServer | None = None
         self._journal = open_journal(journal_path, config.journal.synchronous)
         self._lock = asyncio.Lock()
+        self._marker: asyncio.Future[None] | None = None
         self._kills_waiting = 0
         self._init_telemetry(SOURCE, self._journal)
         self._gauges_at = 0.0
@@ -120,6 +122,9 @@ class Risk(ActorShell):
                 book.mark(closes)
         self._book = book
         self._pending_closed: list[tuple[str, float]] = []
+        self._after: dict[str, Any] | None = None  # the broker's last reported fill counts/quiet
+        self._marked: int | None = None  # the last bar marked by this process
+        self._unmarked: tuple[BarSlice, BarReport] | None = None  # an open not marked yet
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
         rec = self._telemetry.recorder
@@ -138,6 +143,39 @@ class Risk(ActorShell):
             raise
 
     # ------------------------------------------------------------------ per bar
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The lock of every bar step and command; marks a bar opened just before first, so
+        nothing is decided before the marks of the bar it belongs to."""
+        async with self._lock:
+            if self._unmarked is not None:
+                bar, report = self._unmarked
+                self._unmarked = None
+                self._marks(bar, report)
+            yield
+
+    def _defer_marks(self, bar: BarSlice, report: BarReport) -> None:
+        """Mark a bar the broker just opened after the answer has gone (the feed wants only
+        the report: its hosts evaluate while risk marks). The next locked step marks it
+        first, and a task takes the lock at once to do it when nothing else does."""
+        self._unmarked = (bar, report)
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.ensure_future(self._mark_now())
+
+    async def _mark_now(self) -> None:
+        try:
+            async with self._locked():
+                pass
+        except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
+            log.exception("marks of an opened bar failed")
+
+    async def _ensure_marked(self, bar: BarSlice) -> None:
+        """Bar t's marks before its intents are decided: after a restart or a failed mark
+        this process has not marked it (the broker's ``on_bar`` is idempotent)."""
+        if self._marked != bar.index:
+            out = await self._broker("on_bar", bar)
+            self._marks(bar, out["report"])
+
     def _marks(self, bar: BarSlice, report: BarReport) -> list[BaseModel]:
         """Docs/live.md step 3: marks, equity, loss streaks, stale clocks and
         breaker trips for a bar the broker just processed (journaled; idempotent per bar)."""
@@ -150,6 +188,7 @@ class Risk(ActorShell):
         self._append(events)
         self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
+        self._marked = bar.index
         if time.monotonic() - self._gauges_at >= GAUGE_EVERY_S:
             self._refresh_gauges()
         return events
@@ -201,10 +240,11 @@ class Risk(ActorShell):
         replay's first bar and after a pause, a paced gap or a kill; otherwise ``close_bar``
         of the previous bar opens it. Returns, packed, ``{"report", "fill_counts", "state"}``.
         """
-        async with self._lock:
+        async with self._locked():
             out = await self._broker("on_bar", bar)
-            self._marks(unpack(bar), out["report"])
-        return pack({**out, "state": self._global_state()})
+            self._after = {"fill_counts": out["fill_counts"], "quiet": out["quiet"]}
+            self._defer_marks(unpack(bar), out["report"])
+        return pack({**out, "state": self._global_state(), "after": self._after})
 
     @ray.method(max_task_retries=0)
     async def close_bar(
@@ -221,22 +261,28 @@ class Risk(ActorShell):
         step, so it is in force before that bar's open. Idempotent: a decided id gets its
         journaled verdict and is forwarded again (the broker creates nothing twice). Returns,
         packed, ``{"verdicts", "fills" (of bar t's orders), "report" and "fill_counts" (bar
-        t+1, or None), "state"}``.
+        t+1, or None), "state", "after"}``: ``after`` is the broker's state once this step is
+        done, ``{"fill_counts", "quiet"}`` (``Broker.on_bar``), or None when risk does not know
+        it (after a restart, a kill or an order outside the bar cycle); the feed lets the quiet
+        sub-accounts' hosts evaluate the next bar while it opens.
         """
         bar, intents = unpack(bar), list(unpack(intents))
-        async with self._lock:
+        async with self._locked():
+            await self._ensure_marked(bar)
             verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])
             if self._kills_waiting:
                 next_bar = None
             out: dict[str, Any] = {"events": [], "fills": [], "report": None, "fill_counts": None}
             if orders or next_bar is not None:
                 out = await self._broker("step", pack(orders), next_bar)
+                self._after = {"fill_counts": out["fill_counts"], "quiet": out["quiet"]}
             self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
             if out["report"] is not None:
-                self._marks(unpack(next_bar), out["report"])
+                self._defer_marks(unpack(next_bar), out["report"])
         return pack({
             "verdicts": verdicts, "fills": out["fills"], "report": out["report"],
             "fill_counts": out["fill_counts"], "state": self._global_state(),
+            "after": self._after,
         })  # fmt: skip
 
     # ------------------------------------------------------------------ the gate
@@ -249,7 +295,7 @@ class Risk(ActorShell):
         intents = list(unpack(intents))
         if not intents:
             return pack({"verdicts": [], "fills": []})
-        async with self._lock:
+        async with self._locked():
             now = max(i.bar_ts for i in intents)
             verdicts, fills = await self._decide_and_forward(intents, now)
         return pack({"verdicts": verdicts, "fills": fills})
@@ -261,6 +307,7 @@ class Risk(ActorShell):
         verdicts, orders = self._decide(intents, now)
         if not orders:
             return verdicts, []
+        self._after = None  # the feed's next early evaluation must not count on the last one
         out = await self._broker("submit", pack(orders))
         self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
         return verdicts, out["fills"]
@@ -342,7 +389,8 @@ class Risk(ActorShell):
         view of it (``feed.launch_strategy`` calls it after journaling the launch; risk
         stays the broker's only caller). Idempotent."""
         config = StrategyConfig.model_validate(strategy)
-        async with self._lock:
+        async with self._locked():
+            self._after = None
             await self._broker("open_account", config.model_dump(mode="json"))
             self._book.open_account(config.id, config.symbols, config.sim.cash)
         return {"strategy": config.id, "cash": config.sim.cash}
@@ -361,13 +409,14 @@ class Risk(ActorShell):
             self._kills_waiting -= 1
 
     async def _kill(self, target: Scope, mode: KillMode, flatten: bool, by: str) -> dict[str, Any]:
-        async with self._lock:
+        async with self._locked():
             events = self._engine.kill(target, mode, flatten=flatten, by=by)
             appended = self._append(events)
             view = self._book.view()
             ids = self._engine.orders_to_cancel(target, view, flatten=flatten)
             canceled: list[Any] = []
             if ids:
+                self._after = None
                 canceled = await self._broker("cancel", ids, None, False, "kill_switch")
                 self._book.apply_all(canceled)
             flat_ids, unpriced = [], []
@@ -390,14 +439,14 @@ class Risk(ActorShell):
     async def resume(self, scope: str, by: str = "operator") -> dict[str, Any]:
         """Set one scope ACTIVE again (journaled)."""
         target = Scope.parse(scope)
-        async with self._lock:
+        async with self._locked():
             self._append(self._engine.resume(target, by=by))
         return {"scope": str(target), "state": self._engine.states.state(target).value, "by": by}
 
     @ray.method(max_task_retries=0)
     async def set_limits(self, limits: dict[str, Any], by: str = "operator") -> dict[str, Any]:
         """Replace the limits in full (validated; journaled as ``limits_changed``)."""
-        async with self._lock:
+        async with self._locked():
             self._append([self._engine.set_limits(RiskLimits.model_validate(limits), by=by)])
         return self._engine.limits.to_dict()
 

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.accounting_nb import ST_POS
 from core.errors import RaytraderError
 from core.events import (
     BarProcessed,
@@ -184,6 +185,16 @@ class PaperEngine:
         """Open orders (NEW or PARTIALLY_FILLED), of one strategy or all, in acceptance order."""
         accounts = self._accounts.values() if strategy_id is None else [self._account(strategy_id)]
         return [o for a in accounts for o in a.open.values()]
+
+    def quiet(self) -> frozenset[str]:
+        """Sub-accounts the next bar's open cannot touch: no open order and no position a
+        stop could close. Their hosts may evaluate that bar while the broker opens it (the
+        feed checks the open's report before it trusts such an answer)."""
+        return frozenset(
+            sid for sid, account in self._accounts.items()
+            if not account.open
+            and not (account.has_stops and account.ledger.state[:, ST_POS].any())
+        )  # fmt: skip
 
     def order(self, client_order_id: str) -> Order | None:
         """The current record of an order, or None when the id is unknown."""

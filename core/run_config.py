@@ -201,12 +201,21 @@ class JournalConfig(_Frozen):
 
 
 class RuntimeConfig(_Frozen):
-    """Failure policy: what hosts do while risk is down, and how long callers wait."""
+    """Failure policy (what hosts do while risk is down, how long callers wait) and the
+    per-bar schedule.
+
+    ``early_hosts``: a bar that is not carried by the previous bar's close (a paced feed's
+    bar, the first one, the one after a pause) goes to the hosts whose sub-accounts its
+    open cannot touch (no open order, no position a stop could close) while the broker
+    opens it, instead of after; the feed checks the open's report and has any host the
+    open did touch size its orders again. Same trades either way; off to compare.
+    """
 
     on_risk_down: Literal["buffer", "drop"] = "buffer"
     risk_buffer_limit: int = Field(1000, ge=1, le=1_000_000)
     call_timeout_s: float = Field(60.0, gt=0, le=3600)
     restart_wait_s: float = Field(60.0, gt=0, le=3600)
+    early_hosts: bool = True
 
 
 class RunConfig(_Frozen):

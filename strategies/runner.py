@@ -126,11 +126,18 @@ class StrategyRunner:
         self.history = BarHistory(self.symbols, self.max_history)
         self._last_index: int | None = None
         self._last_intents: list[OrderIntent] = []
+        # the last bar's decision inputs: targets before it, weights, closes, stopped symbols
+        self._decided: tuple[np.ndarray, np.ndarray, np.ndarray, set[str]] | None = None
 
     @property
     def last_bar_index(self) -> int | None:
         """Index of the last bar handled (None before the first)."""
         return self._last_index
+
+    @property
+    def last_intents(self) -> list[OrderIntent]:
+        """The intents of the last bar handled."""
+        return list(self._last_intents)
 
     # ----------------------------------------------------------------- the bar
     def apply_fills(self, fills: Iterable[OrderFilled]) -> None:
@@ -165,10 +172,29 @@ class StrategyRunner:
             raise
         self.ledger.mark(px.close)
         stopped = {f.symbol for f in fills if f.bar_index == bar.index and f.reason in _STOPS}
+        self._decided = (self.targets.copy(), row, px.close, stopped)
         intents = self._decide(row, px.close, stopped, bar)
         self._last_index = bar.index
         self._last_intents = intents
         return list(intents)
+
+    def reevaluate(self, bar: BarSlice, fills: Sequence[OrderFilled] = ()) -> list[OrderIntent]:
+        """The last bar handled again, with fills that belong before its decision (the
+        bar's open fills, when the host evaluated the bar before the broker opened it):
+        the same weights, orders sized again on the new positions (same ids as far as they
+        go; these intents replace the first ones, which must not have been sent).
+        """
+        if self._decided is None or bar.index != self._last_index:
+            raise BarOrderError(
+                f"reevaluate: bar {bar.index} is not the last bar handled ({self._last_index})"
+            )
+        self.apply_fills(fills)
+        targets, row, close, stopped = self._decided
+        self.targets = targets.copy()
+        self.ledger.mark(close)
+        stopped |= {f.symbol for f in fills if f.bar_index == bar.index and f.reason in _STOPS}
+        self._last_intents = self._decide(row, close, stopped, bar)
+        return list(self._last_intents)
 
     def _last_row(self, bar: BarSlice) -> np.ndarray:
         """The strategy's weights for the newest bar, evaluated on the history held."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from actors.common import unpack
@@ -25,7 +26,7 @@ from core.events import (
 )
 from core.journal import Journal
 from core.lifecycle import StrategyStateError
-from tests.kit.live import DATA, config, wait_for_bar, wait_quiet
+from tests.kit.live import DATA, assert_journal_invariants, config, wait_for_bar, wait_quiet
 
 FILES = [DATA / "ORCL.csv", DATA / "NVDA.csv"]
 WINDOW = {"start": "2002-01-01", "end": "2002-12-31"}
@@ -66,6 +67,56 @@ def test_a_kill_with_flatten_is_in_force_before_it_returns(live, tmp_path) -> No
         host_trades = live.get(topo.host(sid).trades.remote())
         assert host_trades == live.get(topo.broker.trades.remote(sid))
         assert host_trades[-1]["exit_reason"] == "flatten" or sid == "flip"
+
+
+@pytest.mark.timeout(180)
+def test_an_early_evaluated_host_the_open_touched_sizes_its_orders_again(live, tmp_path) -> None:
+    # Two Seesaws (always long, weight 1 <-> 0.5 every 2 bars, next-open fills), one bar out
+    # of phase. Paused before bar t, the one that re-sizes at t has no order resting (its last
+    # one filled at t-1's open), so the feed lets its host evaluate bar t while the broker
+    # opens it. A global kill with flatten in the pause leaves a flatten order resting for
+    # each: bar t's open fills it, the feed sees that fill and has the host size bar t again.
+    # By hand: flat after the flatten, the order at t is floor(w(t) * cash * 0.45 / close_t)
+    # shares (cash: the account's, which nothing changes after the flatten: every later
+    # order is halted); sized on the position before the flatten it would be another.
+    from actors.runtime import start
+    from core.replay import load_source
+    from tests.kit.live import Seesaw
+
+    saws = [{"id": f"saw-{o}", "strategy": "tests.kit.live:Seesaw",
+             "params": {"period": 2, "offset": o}, "symbols": ["ORCL"],
+             "sim": {"size_pct": 0.45}} for o in (0, 1)]  # fmt: skip
+    cfg = config(saws, [DATA / "ORCL.csv"], tmp_path / "journal.sqlite", data=WINDOW)
+    # a speed factor, not "max": no bar is carried by the one before, each one is opened
+    cfg = cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 1e9})})
+    topo = start(cfg)
+    topo.feed.start.remote()
+    wait_for_bar(topo, 20)
+    live.get(topo.feed.pause.remote())
+    wait_quiet(topo)
+    t = live.get(topo.feed.status.remote())["next_bar"]
+    early = f"saw-{t % 2}"  # (t + offset) even: it re-sizes at t and nothing rests before
+    out = live.get(topo.risk.kill.remote("global", "halt", True, "test-operator"))
+    assert len(out["flatten_orders"]) == 2
+    live.get(topo.feed.resume.remote())
+    status = topo.run()
+    assert status["state"] == "done"
+    assert status["early_hosts"]["reevaluated"] == 1
+    assert live.get(topo.host(early).status.remote())["counts"]["reevaluated"] == 1
+    assert live.get(topo.broker.positions.remote()) == {"saw-0": {}, "saw-1": {}}
+    panel = load_source(cfg.feed.data).panel
+    cash = live.get(topo.broker.account.remote(early))["cash"]
+    weight = Seesaw(period=2, offset=t % 2).weight(t)
+    expected = float(np.floor(weight * cash * 0.45 / panel.close[t, 0]))
+    with Journal(topo.journal_path, readonly=True) as journal:
+        at_t = [e.event for e in journal.read([EventKind.RISK_DECISION], strategy=early,
+                                              bar_index=t)]  # fmt: skip
+    assert [(v.requested_qty, v.reasons) for v in at_t] == [(expected, (RiskReason.HALTED,))]
+    for sid in ("saw-0", "saw-1"):
+        host_trades = live.get(topo.host(sid).trades.remote())
+        assert host_trades == live.get(topo.broker.trades.remote(sid))
+        assert host_trades[-1]["exit_reason"] == "flatten"
+    assert_journal_invariants(topo.journal_path)
 
 
 @pytest.mark.timeout(120)

@@ -10,11 +10,15 @@ host's and the broker's ledgers must hold the same trades.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.data.loaders import load_wide
 from core.journal import Journal
 from core.live_result import journal_result
+from core.panel import WidePanel
+from core.run_config import RunConfig
 from strategies.backtest import backtest
 from strategies.registry import get_strategy
 from tests.kit.live import DATA, assert_journal_invariants, config
@@ -42,6 +46,33 @@ def test_three_strategies_through_the_actors_trade_like_their_backtests(live, tm
     assert status["state"] == "done" and status["next_bar"] == status["bars"]
     panel, _ = load_wide(FILES)
     assert panel.n_bars == status["bars"]
+    assert_trades_like_backtests(live, topo, cfg, panel, status)
+
+
+@pytest.mark.timeout(300)
+def test_a_paced_replay_with_early_hosts_trades_like_the_backtests(live, tmp_path) -> None:
+    # At a speed factor no bar is carried by the close before it: each one is opened on its
+    # own, and the hosts whose sub-accounts its open cannot touch evaluate it meanwhile
+    # (runtime.early_hosts). 1999-2003: the bubble and its crash, stops and rejections.
+    from actors.runtime import start
+    from core.replay import load_source
+
+    cfg = config(STRATEGIES, FILES, tmp_path / "journal.sqlite",
+                 data={"start": "1999-01-01", "end": "2003-12-31"})  # fmt: skip
+    cfg = cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 1e9})})
+    topo = start(cfg)
+    status = topo.run()
+    assert status["state"] == "done" and status["next_bar"] == status["bars"]
+    # every bar but the first has early hosts; nothing changes a sub-account between bars
+    assert status["early_hosts"]["evaluated"] > status["bars"]
+    assert status["early_hosts"]["reevaluated"] == 0
+    assert_trades_like_backtests(live, topo, cfg, load_source(cfg.feed.data).panel, status)
+
+
+def assert_trades_like_backtests(
+    live: Any, topo: Any, cfg: RunConfig, panel: WidePanel, status: dict[str, Any]
+) -> None:
+    """Each strategy's journal result equals its backtest; host and broker trades agree."""
     with Journal(topo.journal_path, readonly=True) as journal:
         for strategy in cfg.strategies:
             sub = panel.select(strategy.symbols)

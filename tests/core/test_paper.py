@@ -397,3 +397,50 @@ def test_rebuild_refuses_other_event_kinds() -> None:
     eng = engine(make_panel(flat(10)))
     with pytest.raises(TypeError, match="OrderIntent"):
         eng.rebuild([intent("A", 1, "o")])  # type: ignore[list-item]
+
+
+def test_quiet_names_the_accounts_the_next_open_cannot_touch() -> None:
+    # s1 next_open: an accepted order waits for the open (not quiet) until it fills there.
+    # s2 fill=close with a 5% stop: flat is quiet, holding a position a stop could close is
+    # not. s3 never trades: quiet throughout.
+    p = make_panel(flat(10, 10, 10, 9))
+    eng = PaperEngine()
+    eng.open_account("s1", p.symbols, SimConfig(cash=1000.0))
+    eng.open_account("s2", p.symbols, SimConfig(cash=1000.0, fill="close", stop_loss_pct=5.0))
+    eng.open_account("s3", p.symbols, SimConfig(cash=1000.0))
+    eng.on_bar(bar_slice(p, 0))
+    assert eng.quiet() == {"s1", "s2", "s3"}
+    eng.submit([intent("A", 10, "a"), intent("A", 10, "b", sid="s2")])
+    assert eng.quiet() == {"s3"}  # s1: "a" waits for the open; s2: 10 A under a stop
+    r1 = eng.on_bar(bar_slice(p, 1))
+    assert [f.client_order_id for f in r1.fills] == ["a"]
+    assert eng.quiet() == {"s1", "s3"}
+    eng.submit([intent("A", -10, "c", sid="s2")])  # s2 flat again at this close
+    assert eng.quiet() == {"s1", "s2", "s3"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_account_quiet_before_a_bar_gets_nothing_from_that_bars_open(seed) -> None:
+    # The independent check is the bar's own report: random orders over three accounts with
+    # next_open / close fills, stops and a fill rate; every bar, an account quiet() named
+    # before it has no event and no stop in its report.
+    rng = np.random.default_rng(seed)
+    closes = 50 * np.exp(np.cumsum(rng.normal(0, 0.04, size=(2, 60)), axis=1))
+    p = make_panel(*[[(c * 1.01, c * 1.03, c * 0.97, c) for c in row] for row in closes])
+    eng = PaperEngine(PaperOptions(fill_probability=0.7, seed=seed))
+    eng.open_account("n", p.symbols, SimConfig(cash=10_000.0))
+    eng.open_account("c", p.symbols, SimConfig(cash=10_000.0, fill="close", stop_loss_pct=3.0))
+    eng.open_account("s", p.symbols, SimConfig(cash=10_000.0, take_profit_pct=4.0))
+    checked = 0
+    for t in range(p.n_bars):
+        quiet = eng.quiet()
+        report = eng.on_bar(bar_slice(p, t))
+        touched = {e.strategy_id for e in report.events} | set(report.stopped)
+        assert not quiet & touched, (t, quiet, touched)
+        checked += len(quiet)
+        orders = [
+            intent(sym, float(rng.choice([-20, -10, 10, 20])), f"{sid}-{t}-{sym}", sid=sid)
+            for sid in ("n", "c", "s") for sym in p.symbols if rng.random() < 0.3
+        ]  # fmt: skip
+        eng.submit(orders, bar_slice(p, t))
+    assert checked > 0

@@ -26,6 +26,7 @@ __all__ = [
     "DATA",
     "Boom",
     "Flipper",
+    "Seesaw",
     "assert_journal_invariants",
     "config",
     "kill",
@@ -48,6 +49,26 @@ class Flipper(Strategy):
         t = np.arange(panel.n_bars)
         on = ((t // self.period) % 2 == 0).astype(np.float64)
         out = np.repeat(on[:, None], panel.n_symbols, axis=1)
+        out[np.isnan(panel.close)] = np.nan
+        return out
+
+
+class Seesaw(Strategy):
+    """Weight 1 for ``period`` bars, then 0.5 for ``period`` bars, the cycle shifted by
+    ``offset`` bars: always long, re-sized every ``period`` bars (``w(t)`` in ``weight``)."""
+
+    name = "seesaw"
+    period = IntParam(2, low=1, high=1000, doc="bars per half cycle")
+    offset = IntParam(0, low=0, high=1000, doc="bars the cycle is shifted by")
+
+    def weight(self, t: int) -> float:
+        """The target weight at bar ``t``."""
+        return 1.0 if ((t + self.offset) // self.period) % 2 == 0 else 0.5
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        """``weight(t)`` on every symbol (NaN where no close)."""
+        w = np.array([self.weight(t) for t in range(panel.n_bars)])
+        out = np.repeat(w[:, None], panel.n_symbols, axis=1)
         out[np.isnan(panel.close)] = np.nan
         return out
 
