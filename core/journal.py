@@ -143,7 +143,7 @@ class Journal:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if not readonly:
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._set_wal(busy_timeout_s)
                 self._conn.execute(f"PRAGMA synchronous = {synchronous}")
                 self._conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
             self._check_schema(create=not readonly)
@@ -153,6 +153,22 @@ class Journal:
         except BaseException:
             self._conn.close()
             raise
+
+    def _set_wal(self, busy_timeout_s: float) -> None:
+        """WAL mode, waiting out other connections: switching a fresh file's journal mode
+        can answer "database is locked" at once, without SQLite's busy handler (several
+        processes opening a new journal together), so it is retried up to the busy timeout."""
+        deadline = time.monotonic() + busy_timeout_s
+        pause = 0.002
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     # ------------------------------------------------------------------ lifecycle
     @property

@@ -514,3 +514,32 @@ def test_wal_autocheckpoint_off_leaves_checkpoints_to_checkpoint(tmp_path: Path)
         reader.checkpoint()
     with pytest.raises(ValueError, match="wal_autocheckpoint"):
         Journal(path, wal_autocheckpoint=-1)
+
+
+@pytest.mark.timeout(60)
+def test_opening_a_fresh_file_another_connection_holds_waits_for_it(tmp_path: Path) -> None:
+    # Another process creating the same new journal holds its write lock (RESERVED) while it
+    # does. SQLite answers the switch to WAL mode "database is locked" at once then, without
+    # its busy handler (this failed a CI run: four processes opening one new journal); the
+    # switch is retried up to the busy timeout instead, and gives up after it.
+    def hold(path: Path) -> sqlite3.Connection:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("PRAGMA user_version = 0")  # a write: the lock is taken now
+        return other
+
+    other = hold(tmp_path / "j.db")
+    release = threading.Timer(0.3, other.execute, ("COMMIT",))
+    release.start()
+    started = time.monotonic()
+    with Journal(tmp_path / "j.db", busy_timeout_s=5.0) as journal:
+        assert journal.append(fill("w0", 0), source="test").seq == 1
+    assert time.monotonic() - started >= 0.25  # it did wait for the other connection
+    release.join()
+    other.close()
+    blocker = hold(tmp_path / "k.db")
+    try:
+        with pytest.raises(JournalError, match="database is locked"):
+            Journal(tmp_path / "k.db", busy_timeout_s=0.2)
+    finally:
+        blocker.close()
