@@ -79,6 +79,21 @@ def default_chunk_size(n_sets: int, workers: int) -> int:
     return max(1, min(MAX_DEFAULT_CHUNK, math.ceil(n_sets / (workers * 2))))
 
 
+def _window_order(
+    strategy_cls: type[Any], fixed: dict[str, Any], values: dict[str, list[Any]]
+) -> Iterator[dict[str, Any]]:
+    """The grid with its longest value list outermost (params keep their order): a chunk
+    then spans few of that key's values and all of the rest, so the indicators a worker
+    computes for its chunks (one SMA per window) overlap less with the other workers'."""
+    keys = list(values)
+    outer_first = dict(sorted(values.items(), key=lambda kv: -len(kv[1])))
+    if list(outer_first) == keys:
+        yield from iter_grid(strategy_cls, fixed, values)
+        return
+    for params in iter_grid(strategy_cls, fixed, outer_first):
+        yield {**fixed, **{k: params[k] for k in keys}}
+
+
 def _chunks(it: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while chunk := list(itertools.islice(it, size)):
         yield chunk
@@ -119,7 +134,7 @@ def run_sweep(
 
     try:
         ctx.report(0, n_sets, message=f"{len(pool.actors)} workers, {chunk} sets per call")
-        sets_iter = _chunks(iter_grid(strategy_cls, fixed, values), chunk)
+        sets_iter = _chunks(_window_order(strategy_cls, fixed, values), chunk)
         for sets, (agg, raw) in pool.stream(sets_iter, submit, ctx):
             ok = feasible(agg, spec.min_trades)
             score = sign * np.asarray(agg[spec.metric.value], dtype=np.float64)

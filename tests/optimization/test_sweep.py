@@ -83,3 +83,22 @@ def test_default_chunks_are_two_calls_per_worker_and_capped() -> None:
     assert default_chunk_size(174, 1) == 87
     assert default_chunk_size(1, 8) == 1
     assert default_chunk_size(10_000_000, 2) == MAX_DEFAULT_CHUNK == 1_000
+
+
+def test_the_grid_runs_with_its_longest_value_list_outermost() -> None:
+    # fast 5..15 (3 values) x slow 20..60 (5 values), fast < slow: all 15 pairs. In W2's
+    # order (slow outermost) a chunk spans few slow windows, so its workers compute fewer
+    # SMAs; the sets themselves, and each set's key order, are unchanged.
+    from optimization.space import iter_grid
+    from optimization.sweep import _window_order
+    from strategies.registry import get_strategy
+
+    cls = get_strategy("sma_crossover")
+    values = {"fast": [5, 10, 15], "slow": [20, 30, 40, 50, 60]}
+    ordered = list(_window_order(cls, {}, values))
+    assert [(p["fast"], p["slow"]) for p in ordered[:4]] == [(5, 20), (10, 20), (15, 20), (5, 30)]
+    assert all(list(p) == ["fast", "slow"] for p in ordered)
+    plain = list(iter_grid(cls, {}, values))
+    assert sorted(map(tuple, (p.values() for p in ordered))) == sorted(
+        map(tuple, (p.values() for p in plain))
+    ) and len(plain) == 15
