@@ -35,6 +35,15 @@ def stop_fill(t: int, ts: np.datetime64, qty: float, price: float) -> OrderFille
     )  # fmt: skip
 
 
+def entry_fill(t: int, qty: float, price: float) -> OrderFilled:
+    """A signal fill of ``qty`` A at ``price`` on bar t (daily bars from 2020-01-01)."""
+    return OrderFilled(
+        fill_id="b:1", client_order_id="b", strategy_id="s1", symbol="A", qty=qty, price=price,
+        commission=0.0, reason=FillReason.SIGNAL, bar_index=t,
+        bar_ts=datetime(2020, 1, 1 + t, tzinfo=UTC), order_qty=qty,
+    )  # fmt: skip
+
+
 def test_a_target_change_becomes_an_intent_sized_on_equity_at_the_close() -> None:
     # cash 1000, close 10, target 0.5 -> floor(0.5 * 1000 * 1.0 / 10) = 50 shares; the id is
     # make_client_order_id(strategy, symbol, bar time, 0).
@@ -71,11 +80,7 @@ def test_a_symbol_stopped_on_this_bar_places_no_order_and_its_target_is_consumed
     r = StrategyRunner(FixedWeights(weights([1, NAN, 0.5, 0.5])), "s1", p.symbols,
                        SimConfig(cash=1000.0, fill="close"))  # fmt: skip
     r.on_bar(bar_slice(p, 0))
-    r.apply_fills([OrderFilled(
-        fill_id="b:1", client_order_id="b", strategy_id="s1", symbol="A", qty=100, price=10.0,
-        commission=0.0, reason=FillReason.SIGNAL, bar_index=0,
-        bar_ts=datetime(2020, 1, 1, tzinfo=UTC), order_qty=100,
-    )])  # fmt: skip
+    r.apply_fills([entry_fill(0, 100, 10.0)])
     r.on_bar(bar_slice(p, 1))
     assert r.on_bar(bar_slice(p, 2), [stop_fill(2, p.timestamps[2], -100, 9.0)]) == []
     assert r.targets.tolist() == [0.5]
@@ -353,11 +358,7 @@ def test_reevaluate_with_a_stop_fill_places_no_order_and_only_the_last_bar() -> 
     r = StrategyRunner(FixedWeights(weights([1, NAN, 0.5])), "s1", p.symbols,
                        SimConfig(cash=1000.0))  # fmt: skip
     r.on_bar(bar_slice(p, 0))
-    r.apply_fills([OrderFilled(
-        fill_id="b:1", client_order_id="b", strategy_id="s1", symbol="A", qty=100, price=10.0,
-        commission=0.0, reason=FillReason.SIGNAL, bar_index=1,
-        bar_ts=datetime(2020, 1, 2, tzinfo=UTC), order_qty=100,
-    )])  # fmt: skip
+    r.apply_fills([entry_fill(1, 100, 10.0)])
     r.on_bar(bar_slice(p, 1))
     [sell] = r.on_bar(bar_slice(p, 2))
     assert sell.qty == -50.0
