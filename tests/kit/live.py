@@ -166,9 +166,18 @@ def assert_journal_invariants(path: str | Path) -> dict[str, int]:
 
     - every order the broker accepted has an approving verdict journaled before it;
     - no client_order_id is filled more than once, and no fill id twice;
-    - every fill of a non-stop order belongs to an accepted order.
+    - every fill of a non-stop order belongs to an accepted order;
+    - risk marks a bar (its marks and breaker trips) before it decides any intent of it.
     """
     with Journal(path, readonly=True) as journal:
+        marked: dict[int, int] = {}  # bar -> seq of its last mark or trip
+        for entry in journal.read([EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED]):
+            t = getattr(entry.event, "bar_index", None)
+            if t is not None:
+                marked[t] = entry.seq
+        for entry in journal.read([EventKind.RISK_DECISION]):
+            t = entry.event.bar_index  # type: ignore[attr-defined]
+            assert marked.get(t, -1) < entry.seq, f"bar {t} decided before its marks: {entry}"
         verdicts: dict[str, tuple[int, RiskVerdict]] = {}
         accepted: dict[str, int] = {}
         fills: Counter[str] = Counter()
