@@ -219,10 +219,9 @@ class DataFeed(ActorShell):
         for sid in self._hosts:
             if sid in answers:
                 continue
-            again = sid in redo
+            again = sid in redo  # its carried fills went with the early call
             fills = ([] if again else self._carry.pop(sid, [])) + report.fills_for(sid)
-            args = (wire, pack(fills) if fills else (), counts.get(sid), again)
-            calls.append((self._wire(host_name(sid)), "on_bar", args))
+            calls.append(self._host_call(sid, wire, fills, counts.get(sid), again))
             called.append(sid)
         answers.update(zip(called, call_all(calls), strict=True))
         intents: list[OrderIntent] = []
@@ -257,9 +256,7 @@ class DataFeed(ActorShell):
             early = {sid: counts[sid] for sid in self._hosts if sid in quiet and sid in counts}
         calls: list[tuple[Any, str, tuple[Any, ...]]] = [(self._wire(RISK), "open_bar", (wire,))]
         for sid, count in early.items():
-            fills = self._carry.pop(sid, [])
-            args = (wire, pack(fills) if fills else (), count)
-            calls.append((self._wire(host_name(sid)), "on_bar", args))
+            calls.append(self._host_call(sid, wire, self._carry.pop(sid, []), count))
         opened, *first = call_all(calls)
         out = unpack(opened)
         report, counts = out["report"], out["fill_counts"]
@@ -273,6 +270,14 @@ class DataFeed(ActorShell):
         if redo:
             log.info("bar %d: the open touched early-evaluated %s", t, sorted(redo))
         return {sid: a for sid, a in zip(early, first, strict=True) if sid not in redo}, redo
+
+    def _host_call(
+        self, sid: str, wire: bytes, fills: list[OrderFilled], count: int | None,
+        reevaluate: bool = False,
+    ) -> tuple[Any, str, tuple[Any, ...]]:
+        """One ``host.on_bar`` call for ``call_all``: the bar, its fills (packed), the count."""
+        args = (wire, pack(fills) if fills else (), count, reevaluate)
+        return self._wire(host_name(sid)), "on_bar", args
 
     def _close(
         self, t: int, wire: bytes, intents: list[OrderIntent], next_wire: bytes | None

@@ -72,6 +72,11 @@ GAUGE_EVERY_S = 1.0  # account gauges on the bar path at most this often (a scra
 log = logging.getLogger("raytrader.risk")
 
 
+def _after(answer: dict[str, Any]) -> dict[str, Any]:
+    """The broker's state after an ``on_bar`` or ``step`` answer: fill counts, quiet accounts."""
+    return {"fill_counts": answer["fill_counts"], "quiet": answer["quiet"]}
+
+
 class Risk(ActorShell):
     """Trading states, limits, breakers and the order gate (see the module docstring).
 
@@ -242,7 +247,7 @@ class Risk(ActorShell):
         """
         async with self._locked():
             out = await self._broker("on_bar", bar)
-            self._after = {"fill_counts": out["fill_counts"], "quiet": out["quiet"]}
+            self._after = _after(out)
             self._defer_marks(unpack(bar), out["report"])
         return pack({**out, "state": self._global_state(), "after": self._after})
 
@@ -275,7 +280,7 @@ class Risk(ActorShell):
             out: dict[str, Any] = {"events": [], "fills": [], "report": None, "fill_counts": None}
             if orders or next_bar is not None:
                 out = await self._broker("step", pack(orders), next_bar)
-                self._after = {"fill_counts": out["fill_counts"], "quiet": out["quiet"]}
+                self._after = _after(out)
             self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
             if out["report"] is not None:
                 self._defer_marks(unpack(next_bar), out["report"])
