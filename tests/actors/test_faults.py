@@ -11,6 +11,11 @@ are printed (``pytest -s``), not asserted.
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import signal
+import time
 from collections import Counter
 
 import pytest
@@ -21,7 +26,7 @@ from core.journal import Journal
 from core.live_result import journal_result
 from strategies.backtest import backtest
 from strategies.registry import get_strategy
-from tests.kit.live import DATA, assert_journal_invariants, config, kill, wait_for_bar
+from tests.kit.live import DATA, assert_journal_invariants, config, gate_dir, kill, wait_for_bar
 
 FILES = [DATA / "ORCL.csv", DATA / "NVDA.csv"]
 WINDOW = {"start": "2000-01-01", "end": "2003-12-31"}  # 1,004 bars of both files
@@ -34,6 +39,7 @@ STRATEGIES = [
      "symbols": ["NVDA"], "sim": {"stop_loss_pct": 3.0, "commission_bps": 5.0}},
 ]  # fmt: skip
 KILL_AT_BAR = 300
+GATE_AT = 400  # after KILL_AT_BAR: start_run returns before the gate holds
 
 
 def start_run(tmp_path, strategies=STRATEGIES, **sections):
@@ -95,25 +101,33 @@ def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
 
 @pytest.mark.timeout(240)
 def test_with_drop_a_risk_outage_drops_intents_and_the_invariants_hold(live, tmp_path) -> None:
-    every_bar = [{**STRATEGIES[0], "params": {"period": 1}}, STRATEGIES[1]]
-    cfg, topo = start_run(tmp_path, every_bar, runtime={"on_risk_down": "drop"})
-    dropped = 0
-    for attempt in range(4):  # a kill between two submits drops nothing: kill again
-        print("\nrestart risk (drop):", kill(topo, "risk", "sigkill"))
-        with Journal(topo.journal_path, readonly=True) as journal:
-            dropped = journal.counts_by_kind().get(EventKind.INTENT_DROPPED, 0)
-        if dropped or live.get(topo.feed.status.remote())["state"] != "running":
-            break
-        wait_for_bar(topo, KILL_AT_BAR + 100 * (attempt + 1))
-    status = topo.run()
+    # The flip host holds bar GATE_AT (tests.kit.live.Gate) while risk is SIGKILLed, so the
+    # bar's close finds risk down for certain: its intents are dropped, the rest trades on.
+    key = secrets.randbelow(2**62)
+    gate = gate_dir(key)
+    params = {"period": 1, "at_bar": GATE_AT, "key": key}
+    gated = [{**STRATEGIES[0], "strategy": "tests.kit.live:Gate", "params": params},
+             STRATEGIES[1]]  # fmt: skip
+    try:
+        cfg, topo = start_run(tmp_path, gated, runtime={"on_risk_down": "drop"})
+        deadline = time.monotonic() + 120
+        while not (gate / "reached").exists():
+            assert time.monotonic() < deadline, "the gate host never reached its bar"
+            time.sleep(0.01)
+        os.kill(live.get(topo.handles["risk"].pid.remote()), signal.SIGKILL)
+        (gate / "go").touch()
+        status = topo.run()
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
     assert status["state"] == "done", status
-    assert dropped > 0
     with Journal(topo.journal_path, readonly=True) as journal:
         drops = [e.event for e in journal.read([EventKind.INTENT_DROPPED])]
         for drop in drops:  # a dropped intent was never decided, sent or filled
             coid = drop.intent.client_order_id  # type: ignore[attr-defined]
             assert journal.verdict(coid) is None
             assert not list(journal.read([EventKind.ORDER_FILLED], client_order_id=coid))
+    assert status["intents_dropped"] == len(drops) > 0  # flip trades on every bar
+    assert {d.intent.bar_index for d in drops} == {GATE_AT}  # type: ignore[attr-defined]
     assert {d.why.value for d in drops} == {"risk_down"}  # type: ignore[attr-defined]
     assert_journal_invariants(topo.journal_path)
     check_ledgers(live, cfg, topo)

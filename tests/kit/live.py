@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "DATA",
     "Boom",
     "Flipper",
+    "Gate",
     "Seesaw",
     "assert_journal_invariants",
     "config",
@@ -51,6 +53,33 @@ class Flipper(Strategy):
         out = np.repeat(on[:, None], panel.n_symbols, axis=1)
         out[np.isnan(panel.close)] = np.nan
         return out
+
+
+class Gate(Flipper):
+    """Flipper that, evaluating bar ``at_bar``, announces it (file ``reached`` in
+    ``gate_dir(key)``) and holds until the test creates ``go`` there (at most a minute): a
+    test can act on the other actors while this host's bar is in flight."""
+
+    name = "gate"
+    at_bar = IntParam(400, low=0, high=100_000, doc="bar index to hold at")
+    key = IntParam(0, low=0, high=2**62, doc="names the gate's directory")
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        """Flipper's weights, after the hold when the history ends at ``at_bar``."""
+        gate = gate_dir(self.key)
+        if panel.n_bars == self.at_bar + 1 and not (gate / "go").exists():
+            (gate / "reached").touch()
+            deadline = time.monotonic() + 60.0
+            while not (gate / "go").exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return super().target_weights(panel)
+
+
+def gate_dir(key: int) -> Path:
+    """The directory a ``Gate`` with this key signals through (created)."""
+    path = Path(tempfile.gettempdir()) / f"raytrader-gate-{key}"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 class Seesaw(Strategy):
