@@ -34,6 +34,7 @@ class _Null:
         self._peer: Any = None
 
     def endpoint(self) -> dict[str, Any]:
+        """Where this process serves ``WIRE_METHODS`` (as ``ActorShell.endpoint``)."""
         from actors.wire import WireServer
 
         if self._server is None:
@@ -41,6 +42,7 @@ class _Null:
         return self._server.endpoint
 
     def pid(self) -> int:
+        """The worker pid (the wire's liveness check asks for it)."""
         import os
 
         return os.getpid()
@@ -57,15 +59,19 @@ class _Null:
         return self._peer.call(method, *args)
 
     def on_bar(self, wire: bytes, *rest: Any) -> dict[str, Any]:
+        """A host's (or the broker's) answer to a bar: no intents."""
         return {"intents": b"", "n": len(wire)}
 
     def open_bar(self, wire: bytes) -> bytes:
+        """Risk's open: the broker's, passed on."""
         return self._call("on_bar", wire)["intents"]
 
     def close_bar(self, wire: bytes, intents: list[Any]) -> bytes:
+        """Risk's close: the intents to the broker."""
         return self._call("submit", intents)
 
     def submit(self, intents: list[Any]) -> bytes:
+        """The broker's fills: none."""
         return b"fills"
 
 

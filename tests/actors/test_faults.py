@@ -105,6 +105,7 @@ def test_with_drop_a_risk_outage_drops_intents_and_the_invariants_hold(live, tmp
     # bar's close finds risk down for certain: its intents are dropped, the rest trades on.
     key = secrets.randbelow(2**62)
     gate = gate_dir(key)
+    gate.mkdir()
     params = {"period": 1, "at_bar": GATE_AT, "key": key}
     gated = [{**STRATEGIES[0], "strategy": "tests.kit.live:Gate", "params": params},
              STRATEGIES[1]]  # fmt: skip
