@@ -23,6 +23,15 @@ import numpy as np
 __all__ = ["floor", "main"]
 
 
+def _wires() -> Any:
+    """Wire peers by actor name (``actors.wire.Wires``), found through Ray."""
+    import ray
+
+    from actors.wire import Wires
+
+    return Wires(ray.get_actor, restart_wait_s=10, timeout_s=10)
+
+
 class _Null:
     """A wire server whose methods do nothing (``forward``: call one peer, as risk does)."""
 
@@ -31,7 +40,7 @@ class _Null:
     def __init__(self, forward: str | None = None) -> None:
         self._forward = forward
         self._server: Any = None
-        self._peer: Any = None
+        self._wires: Any = None
 
     def endpoint(self) -> dict[str, Any]:
         """Where this process serves ``WIRE_METHODS`` (as ``ActorShell.endpoint``)."""
@@ -48,15 +57,9 @@ class _Null:
         return os.getpid()
 
     def _call(self, method: str, *args: Any) -> Any:
-        import ray
-
-        from actors.wire import WirePeer
-
-        if self._peer is None:
-            assert self._forward is not None
-            handle = ray.get_actor(self._forward)
-            self._peer = WirePeer(self._forward, handle, restart_wait_s=10, timeout_s=10)
-        return self._peer.call(method, *args)
+        assert self._forward is not None
+        self._wires = self._wires or _wires()
+        return self._wires(self._forward).call(method, *args)
 
     def on_bar(self, wire: bytes, *rest: Any) -> dict[str, Any]:
         """A host's (or the broker's) answer to a bar: no intents."""
@@ -79,15 +82,11 @@ class _Feed:
     """Emits paced bars and times each one's chain (see the module docstring)."""
 
     def run(self, hosts: int, bars: int, paced_ms: float, wire: bytes) -> list[float]:
-        import ray
+        from actors.wire import call_all
 
-        from actors.wire import WirePeer, call_all
-
-        def peer(name: str) -> WirePeer:
-            return WirePeer(name, ray.get_actor(name), restart_wait_s=10, timeout_s=10)
-
-        risk = peer("floor-risk")
-        host_peers = [peer(f"floor-host-{k}") for k in range(hosts)]
+        wires = _wires()
+        risk = wires("floor-risk")
+        host_peers = [wires(f"floor-host-{k}") for k in range(hosts)]
         out: list[float] = []
         next_at = time.monotonic()
         for _ in range(bars):
