@@ -21,7 +21,13 @@ import polars as pl
 
 from optimization.context import JobContext
 from optimization.metrics import Metric, direction, feasible
-from optimization.space import check_fixed, ensure_nonempty, grid_values, iter_grid
+from optimization.space import (
+    check_fixed,
+    ensure_nonempty,
+    grid_size,
+    grid_values,
+    iter_grid,
+)
 from optimization.specs import SweepSpec
 from optimization.workers import WorkerPool
 
@@ -66,6 +72,9 @@ class SweepResult:
             "top": self.top,
         }
 
+
+#: Grids of at most this many combinations (before constraints) are listed in memory once.
+_LISTED_GRID = 100_000
 
 #: At most this many sets per call by default: bounds a call's reply (per-symbol rows too)
 #: and keeps the progress bar moving on large grids.
@@ -112,7 +121,14 @@ def run_sweep(
     fixed = check_fixed(strategy_cls, spec.params)
     values = grid_values(strategy_cls, fixed, spec.grid)
     ensure_nonempty(strategy_cls, fixed, values)
-    n_sets = sum(1 for _ in iter_grid(strategy_cls, fixed, values))
+    # A grid of modest size is listed once (its constraints checked once); a huge one is
+    # counted in a first pass and streamed, so the driver never holds it.
+    grid: list[dict[str, Any]] | None = None
+    if grid_size(values) <= _LISTED_GRID:
+        grid = list(_window_order(strategy_cls, fixed, values))
+        n_sets = len(grid)
+    else:
+        n_sets = sum(1 for _ in iter_grid(strategy_cls, fixed, values))
     keys = list(values)
     own_pool = pool is None
     if pool is None:
@@ -121,7 +137,8 @@ def run_sweep(
         pool = WorkerPool(spec.strategy, panel, spec.sim, resolve_workers(spec.workers))
     chunk = spec.chunk_size or default_chunk_size(n_sets, len(pool.actors))
     sign = -1.0 if direction(spec.metric) == "minimize" else 1.0
-    rows: dict[str, list[Any]] = {k: [] for k in (*keys, *_COLUMNS, "feasible")}
+    params_seen: list[dict[str, Any]] = []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_COLUMNS, "feasible")}
     per_symbol: list[pl.DataFrame] = []
     top: list[tuple[float, int, dict[str, Any]]] = []
     done = n_feasible = 0
@@ -134,32 +151,37 @@ def run_sweep(
 
     try:
         ctx.report(0, n_sets, message=f"{len(pool.actors)} workers, {chunk} sets per call")
-        sets_iter = _chunks(_window_order(strategy_cls, fixed, values), chunk)
+        sets_iter = _chunks(iter(grid) if grid is not None else _window_order(
+            strategy_cls, fixed, values), chunk)  # fmt: skip
         for sets, (agg, raw) in pool.stream(sets_iter, submit, ctx):
+            # Folded by whole arrays: the driver shares the CPUs with the workers, and a
+            # per-set Python loop here was time taken from a worker on every chunk.
             ok = feasible(agg, spec.min_trades)
             score = sign * np.asarray(agg[spec.metric.value], dtype=np.float64)
-            for i, params in enumerate(sets):
-                for k in keys:
-                    rows[k].append(params[k])
-                for k in _COLUMNS:
-                    rows[k].append(float(agg[k][i]) if k in agg else math.nan)
-                rows["feasible"].append(bool(ok[i]))
-                if ok[i] and not math.isnan(score[i]):
-                    item = (float(score[i]), -(done + i), params)
+            params_seen.extend(sets)
+            for k in _COLUMNS:
+                parts[k].append(np.asarray(agg[k], dtype=np.float64) if k in agg
+                                else np.full(len(sets), math.nan))  # fmt: skip
+            parts["feasible"].append(ok)
+            ranked_here = np.flatnonzero(ok & ~np.isnan(score))
+            if len(ranked_here):
+                # the chunk's best k (ties: earlier set first), then into the running top-k
+                order = np.lexsort((ranked_here, -score[ranked_here]))[: spec.top_k]
+                for i in ranked_here[order].tolist():
+                    item = (float(score[i]), -(done + i), sets[i])
                     (heapq.heappush if len(top) < spec.top_k else heapq.heappushpop)(top, item)
-                    value = float(agg[spec.metric.value][i])
-                    if best is None or sign * value > sign * best:
-                        best = value
+                chunk_best = sign * float(score[ranked_here[order[0]]])
+                if best is None or sign * chunk_best > sign * best:
+                    best = chunk_best
             if raw is not None:
                 frame = {k: np.repeat([p[k] for p in sets], raw["sharpe"].shape[1]) for k in keys}
                 n_cols = raw["sharpe"].shape[1]
                 names = pool.symbols if n_cols > 1 and pool.symbols else ("portfolio",)
                 labels = names if len(names) == n_cols else tuple(map(str, range(n_cols)))
-                # a gather from a polars string Series: numpy str arrays cost the driver
+                # the labels' Series repeated by reference: numpy str arrays cost the driver
                 # (which shares the CPUs with the workers) several ms per chunk to convert
-                frame["symbol"] = pl.Series("symbol", labels, dtype=pl.String).gather(
-                    np.tile(np.arange(n_cols), len(sets))
-                )
+                column = pl.Series("symbol", labels, dtype=pl.String)
+                frame["symbol"] = pl.concat([column] * len(sets))
                 frame.update({k: raw[k].reshape(-1) for k in _COLUMNS if k in raw})
                 per_symbol.append(pl.DataFrame(frame))
             n_feasible += int(ok.sum())
@@ -173,6 +195,10 @@ def run_sweep(
         {"rank": r + 1, "params": {**fixed, **p}, spec.metric.value: sign * s}
         for r, (s, _, p) in enumerate(ranked)
     ]
+    rows: dict[str, Any] = {k: [p[k] for p in params_seen] for k in keys}
+    for k, arrays in parts.items():
+        rows[k] = np.concatenate(arrays) if arrays else np.empty(0, bool if k == "feasible"
+                                                                 else np.float64)  # fmt: skip
     table = pl.DataFrame(rows, infer_schema_length=None)
     return SweepResult(
         strategy=strategy_cls.name, metric=spec.metric, grid=values, table=table, top=top_rows,

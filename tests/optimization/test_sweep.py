@@ -5,6 +5,7 @@ on each symbol alone, statistics from ``core.stats.compute_stats``): the indepen
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from core.config import DataSpec
@@ -50,13 +51,17 @@ def test_sweep_equals_single_backtests_one_by_one(ray_session):
 
 
 @pytest.mark.timeout(120)
-def test_top_k_is_the_k_best_rows_of_the_table(ray_session):
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+def test_top_k_is_the_k_best_rows_of_the_table(ray_session, chunk_size):
+    # the top-k is folded chunk by chunk: whatever the chunking, it is the table's k best
     spec = SweepSpec(strategy="sma_crossover", data=DATA, grid=GRID, metric="max_drawdown",
-                     top_k=3, workers=1)  # fmt: skip
+                     top_k=3, workers=1, chunk_size=chunk_size)  # fmt: skip
     result = run_sweep(spec)
     expected = sorted(result.table["max_drawdown"].to_list())[:3]  # minimized metric
     assert [t["max_drawdown"] for t in result.top] == pytest.approx(expected)
     assert result.summary()["direction"] == "minimize"
+    assert result.table.height == result.n_sets == 8
+    assert result.table["feasible"].dtype == pl.Boolean
 
 
 def test_grid_text_and_its_errors():
