@@ -20,6 +20,7 @@ so no secret lands in Ray's stored deployment config or dashboard.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -111,6 +112,16 @@ def build_control_app(
     return fastapi_app, backend
 
 
+def _freeze_heap() -> None:
+    """Move every object made so far (Ray, FastAPI, pydantic: ~210,000) out of the garbage
+    collector's sight: a full collection then scans only what requests create. Otherwise one
+    stops every request in flight for the whole scan (56 ms measured idle here, longer on
+    busy cores), which is the read endpoints' p99 (the CPython documentation's advice for
+    forked servers, applied to a long-lived replica)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _deployment() -> Any:
     """The Serve deployment class (made on first use: importing this module needs no Serve)."""
     from ray import serve
@@ -126,6 +137,7 @@ def _deployment() -> Any:
         def __init__(self, settings: dict[str, Any]) -> None:
             self._app, self._backend = build_control_app(ServeSettings.model_validate(settings))
             self._failures = 0
+            _freeze_heap()
 
         def __serve_build_asgi_app__(self) -> Any:
             return self._app
