@@ -74,7 +74,7 @@ class SweepResult:
 
 
 #: Grids of at most this many combinations (before constraints) are listed in memory once.
-_LISTED_GRID = 100_000
+_LISTED_GRID = 20_000
 
 #: At most this many sets per call by default: bounds a call's reply (per-symbol rows too)
 #: and keeps the progress bar moving on large grids.
@@ -137,7 +137,7 @@ def run_sweep(
         pool = WorkerPool(spec.strategy, panel, spec.sim, resolve_workers(spec.workers))
     chunk = spec.chunk_size or default_chunk_size(n_sets, len(pool.actors))
     sign = -1.0 if direction(spec.metric) == "minimize" else 1.0
-    params_seen: list[dict[str, Any]] = []
+    key_columns: dict[str, list[Any]] = {k: [] for k in keys}
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_COLUMNS, "feasible")}
     per_symbol: list[pl.DataFrame] = []
     top: list[tuple[float, int, dict[str, Any]]] = []
@@ -158,7 +158,8 @@ def run_sweep(
             # per-set Python loop here was time taken from a worker on every chunk.
             ok = feasible(agg, spec.min_trades)
             score = sign * np.asarray(agg[spec.metric.value], dtype=np.float64)
-            params_seen.extend(sets)
+            for k in keys:
+                key_columns[k].extend(p[k] for p in sets)
             for k in _COLUMNS:
                 parts[k].append(np.asarray(agg[k], dtype=np.float64) if k in agg
                                 else np.full(len(sets), math.nan))  # fmt: skip
@@ -195,7 +196,7 @@ def run_sweep(
         {"rank": r + 1, "params": {**fixed, **p}, spec.metric.value: sign * s}
         for r, (s, _, p) in enumerate(ranked)
     ]
-    rows: dict[str, Any] = {k: [p[k] for p in params_seen] for k in keys}
+    rows: dict[str, Any] = dict(key_columns)
     for k, arrays in parts.items():
         rows[k] = np.concatenate(arrays) if arrays else np.empty(0, bool if k == "feasible"
                                                                  else np.float64)  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from core.config import DataSpec
 from core.errors import ConfigError
 from core.sim import SimConfig, run_backtest
+from optimization import sweep as sweep_module
 from optimization.space import parse_grid_text
 from optimization.specs import SweepSpec
 from optimization.sweep import run_sweep
@@ -62,6 +63,19 @@ def test_top_k_is_the_k_best_rows_of_the_table(ray_session, chunk_size):
     assert result.summary()["direction"] == "minimize"
     assert result.table.height == result.n_sets == 8
     assert result.table["feasible"].dtype == pl.Boolean
+
+
+@pytest.mark.timeout(120)
+def test_a_grid_too_large_to_list_is_counted_then_streamed_with_the_same_result(
+    ray_session, monkeypatch
+):
+    spec = SweepSpec(strategy="sma_crossover", data=DATA, grid=GRID, workers=1, chunk_size=3)
+    listed = run_sweep(spec)
+    monkeypatch.setattr(sweep_module, "_LISTED_GRID", 0)  # every grid "too large" to list
+    streamed = run_sweep(spec)
+    assert streamed.n_sets == listed.n_sets == 8
+    assert streamed.table.sort("fast", "slow").equals(listed.table.sort("fast", "slow"))
+    assert streamed.top == listed.top
 
 
 def test_grid_text_and_its_errors():
