@@ -133,13 +133,20 @@ class WorkerPool:
         """
         source = iter(items)
         pending: dict[ray.ObjectRef, tuple[Any, Any]] = {}
-        load = dict.fromkeys(range(len(self.actors)), 0)
+        n = len(self.actors)
+        load = dict.fromkeys(range(n), 0)
         exhausted = False
+        sent = 0
 
         def fill() -> None:
-            nonlocal exhausted
+            nonlocal exhausted, sent
             while not exhausted:
-                k = min(load, key=load.__getitem__)
+                # Least loaded first; among equals, in snake order (0..n-1, then n-1..0): the
+                # items of an ordered grid tend to cost less as they go (a sweep's first chunk
+                # holds the short windows: more trades), and snake order pairs the dearest
+                # with the cheapest (W2-sweep: workers ending 13 ms apart instead of 23).
+                forward = (sent // n) % 2 == 0
+                k = min(load, key=lambda i: (load[i], i if forward else -i))
                 if load[k] >= depth:
                     return
                 item = next(source, _END)
@@ -148,6 +155,7 @@ class WorkerPool:
                     return
                 pending[call(self.actors[k], item)] = (k, item)
                 load[k] += 1
+                sent += 1
 
         fill()
         while pending:

@@ -15,6 +15,7 @@ from optimization import sweep as sweep_module
 from optimization.space import parse_grid_text
 from optimization.specs import SweepSpec
 from optimization.sweep import run_sweep
+from optimization.workers import WorkerPool
 from strategies.backtest import load_panel
 from strategies.sma_crossover import SmaCrossover
 
@@ -76,6 +77,22 @@ def test_a_grid_too_large_to_list_is_counted_then_streamed_with_the_same_result(
     assert streamed.n_sets == listed.n_sets == 8
     assert streamed.table.sort("fast", "slow").equals(listed.table.sort("fast", "slow"))
     assert streamed.top == listed.top
+
+
+@pytest.mark.timeout(120)
+def test_the_first_calls_go_to_the_workers_in_snake_order(ray_session):
+    # an ordered grid's first chunks cost most: worker 0 gets the first and the last of the
+    # first round of four, worker 1 the two between
+    with WorkerPool("sma_crossover", load_panel(DATA), SIM, 2) as pool:
+        sent: list[tuple[int, int]] = []
+
+        def call(actor, item):
+            sent.append((pool.actors.index(actor), item))
+            return actor.ready.remote()
+
+        got = list(pool.stream(range(4), call, depth=2))
+    assert sent == [(0, 0), (1, 1), (1, 2), (0, 3)]
+    assert sorted(item for item, _ in got) == [0, 1, 2, 3]
 
 
 def test_grid_text_and_its_errors():
