@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from actors.common import ActorShell
+
 __all__ = ["floor", "main"]
 
 
@@ -32,29 +34,15 @@ def _wires() -> Any:
     return Wires(ray.get_actor, restart_wait_s=10, timeout_s=10)
 
 
-class _Null:
-    """A wire server whose methods do nothing (``forward``: call one peer, as risk does)."""
+class _Null(ActorShell):
+    """A wire server whose methods do nothing (``forward``: call one peer, as risk does);
+    ``endpoint`` and ``pid`` are the live actors' own (``ActorShell``)."""
 
-    WIRE_METHODS = ("on_bar", "open_bar", "close_bar", "submit")
+    WIRE_METHODS = frozenset({"on_bar", "open_bar", "close_bar", "submit"})
 
     def __init__(self, forward: str | None = None) -> None:
         self._forward = forward
-        self._server: Any = None
         self._wires: Any = None
-
-    def endpoint(self) -> dict[str, Any]:
-        """Where this process serves ``WIRE_METHODS`` (as ``ActorShell.endpoint``)."""
-        from actors.wire import WireServer
-
-        if self._server is None:
-            self._server = WireServer(self, self.WIRE_METHODS)
-        return self._server.endpoint
-
-    def pid(self) -> int:
-        """The worker pid (the wire's liveness check asks for it)."""
-        import os
-
-        return os.getpid()
 
     def _call(self, method: str, *args: Any) -> Any:
         assert self._forward is not None

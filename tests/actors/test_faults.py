@@ -115,6 +115,7 @@ def test_with_drop_a_risk_outage_drops_intents_and_the_invariants_hold(live, tmp
         while not (gate / "reached").exists():
             assert time.monotonic() < deadline, "the gate host never reached its bar"
             time.sleep(0.01)
+        # not tests.kit.live.kill: it waits for risk to come back, and the bar must meet it down
         os.kill(live.get(topo.handles["risk"].pid.remote()), signal.SIGKILL)
         (gate / "go").touch()
         status = topo.run()
