@@ -5,7 +5,9 @@
 - W3: 10,000 i.i.d. bootstrap paths x 2,520 steps of one seeded return series: raytrader on
   Ray (its layout: one task per node with the node's CPUs as numba threads; and 2 one-thread
   tasks, the layout of two nodes) and in-process (2 numba threads), a hand numba loop with the same
-  per-path SplitMix64 streams and statistics (identical numbers; no fan chart), and plain
+  per-path SplitMix64 streams and statistics, written path by path as one would first write
+  it (identical numbers; no fan chart; raytrader's kernel runs 256 paths side by side so its
+  loops vectorize), and plain
   numpy (final return only, another RNG: comparable within sampling error). Value: the final
   return of every path.
 - W4: 500 TPE trials (seed 0) maximizing the mean Sharpe of SMA crossover over W2's 100

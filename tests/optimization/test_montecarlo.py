@@ -48,6 +48,45 @@ def test_one_path_matches_a_pure_python_splitmix_reference(ray_session):
     assert sim["fan"][1, -1] == pytest.approx(equity[-1], rel=1e-13)
 
 
+def _reference_path(key: int, method: MonteCarloMethod, steps: int, p_new: float) -> np.ndarray:
+    """One path's drawn returns, path by path in pure Python from the documented stream: a
+    draw per bar; under the stationary bootstrap a new block (t = 0, or that draw's uniform
+    below ``p_new``) takes a second draw for its start, else the block goes on, wrapping."""
+    state, idx, drawn = key, 0, []
+    for t in range(steps):
+        state, bits = _splitmix(state)
+        u = (bits >> 11) * 2.0**-53
+        if method is IID:
+            idx = int(u * len(RETURNS))
+        elif t == 0 or u < p_new:
+            state, bits = _splitmix(state)
+            idx = int((bits >> 11) * 2.0**-53 * len(RETURNS))
+        else:
+            idx = (idx + 1) % len(RETURNS)
+        drawn.append(RETURNS[idx])
+    return np.array(drawn)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", [IID, BLOCK])
+def test_paths_on_both_sides_of_a_lane_group_match_the_pure_python_reference(ray_session, method):
+    # The kernel runs LANES paths side by side; 300 paths make a full group and a partial one.
+    from optimization.montecarlo_nb import LANES
+
+    paths, steps, block_length = LANES + 44, 30, 4.0
+    sim = run_paths(RETURNS, method, paths, steps, block_length, 7, 252.0, 1.0, workers=1)
+    keys = path_keys(7, 0, paths)
+    for i in (0, 1, LANES - 1, LANES, paths - 1):
+        drawn = _reference_path(int(keys[i]), method, steps, 1 / block_length)
+        equity = np.cumprod(1 + drawn)
+        peaks = np.maximum.accumulate(np.concatenate(([1.0], equity)))[1:]
+        assert sim["final_return"][i] == pytest.approx(equity[-1] - 1, rel=1e-13, abs=1e-15)
+        assert sim["max_drawdown"][i] == pytest.approx(np.max(1 - equity / peaks), rel=1e-12)
+        assert sim["min_equity"][i] == pytest.approx(min(1.0, equity.min()), rel=1e-13)
+        sharpe = np.mean(drawn) / np.std(drawn, ddof=1) * math.sqrt(252)
+        assert sim["sharpe"][i] == pytest.approx(sharpe, rel=1e-9)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", [IID, BLOCK])
 def test_same_seed_same_numbers_for_one_and_two_workers(ray_session, method):
