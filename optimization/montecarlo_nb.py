@@ -134,13 +134,15 @@ def bootstrap_paths_nb(
     stationary bootstrap of Politis & Romano: each bar starts a new block at a uniform index
     with that probability, else continues the block (wrapping around the end). Outputs per
     path: final return, max drawdown, annualized Sharpe of the path's returns, minimum
-    equity, and equity after each bar index in ``fan_steps`` (sorted).
+    equity, and equity after each bar index in ``fan_steps`` (sorted) for the first
+    ``len(fan)`` paths.
 
     Paths go in groups of ``LANES`` (one group per parallel iteration), all of a group's
     paths one bar at a time; a path's numbers depend only on its key.
     """
     n = returns.shape[0]
     n_fan = fan_steps.shape[0]
+    n_rows = fan.shape[0]
     iid = p_new_block >= 1.0
     paths = keys.shape[0]
     for g in prange((paths + LANES - 1) // LANES):
@@ -163,7 +165,8 @@ def bootstrap_paths_nb(
             _gather(returns, idx, r)
             _advance(r, acc)
             if t == nxt:
-                fan[base : base + m, k] = acc[0]
+                if base < n_rows:
+                    fan[base : base + m, k] = acc[0, : n_rows - base]
                 k += 1
                 nxt = fan_steps[k] if k < n_fan else -1
         for j in range(m):
@@ -190,9 +193,11 @@ def reshuffle_trades_nb(
 
     The final return is the same on every path (a sum does not depend on order); drawdown,
     minimum equity and the per-trade Sharpe (annualized with ``ppy`` trades a year) do.
+    Equity after each trade index in ``fan_steps`` for the first ``len(fan)`` paths.
     """
     n = pnl.shape[0]
     n_fan = fan_steps.shape[0]
+    n_rows = fan.shape[0]
     for p in prange(keys.shape[0]):
         state = keys[p]
         order = np.arange(n)
@@ -216,7 +221,8 @@ def reshuffle_trades_nb(
             mdd = max(mdd, 1.0 - eq / peak)
             low = min(low, eq)
             if k < n_fan and fan_steps[k] == t:
-                fan[p, k] = eq
+                if p < n_rows:
+                    fan[p, k] = eq
                 k += 1
         final[p] = eq - 1.0
         max_dd[p] = mdd

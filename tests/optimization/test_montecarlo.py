@@ -101,6 +101,23 @@ def test_same_seed_same_numbers_for_one_and_two_workers(ray_session, method):
     assert not np.array_equal(one["final_return"], other["final_return"])
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", [IID, BLOCK, TRADES])
+def test_the_fan_holds_the_first_fan_paths_paths_in_any_layout(ray_session, method):
+    # 2500 paths are three blocks of 1024; two tasks split them 2048 + 452, so a cap of 1500
+    # leaves the second task no fan row and 2200 leaves it 152 (neither a multiple of LANES).
+    data = np.array([500.0, -300.0, 200.0, -800.0, 1000.0, -100.0]) if method is TRADES else RETURNS
+    steps, cash = (6, 10_000.0) if method is TRADES else (60, 1.0)
+    args = (data, method, 2500, steps, 5.0, 9, 252.0, cash)
+    full = run_paths(*args, workers=1, fan_paths=2500)
+    for cap, layout in itertools.product((1500, 2200), ([2], [1, 1])):
+        capped = run_paths(*args, workers=2, layout=layout, fan_paths=cap)
+        assert capped["fan"].shape == (cap, full["fan"].shape[1])
+        np.testing.assert_array_equal(capped["fan"], full["fan"][:cap])
+        for key in ("final_return", "max_drawdown", "sharpe", "min_equity"):
+            np.testing.assert_array_equal(capped[key], full[key])
+
+
 def test_one_task_per_node_with_the_cpus_shared_out():
     assert task_layout(2, 1) == [2]  # one node: one task, two numba threads
     assert task_layout(4, 2) == [2, 2]
