@@ -212,7 +212,7 @@ def run_montecarlo(spec: MonteCarloSpec, ctx: JobContext | None = None) -> Monte
     stats = summarize(sim, spec.ruin, spec.alpha)
     stats.update(
         strategy=strategy.name, params=strategy.params, method=spec.method.value,
-        seed=spec.seed, steps=steps, block_length=spec.block_length,
+        seed=spec.seed, steps=steps, block_length=spec.block_length, fan_paths=len(sim["fan"]),
         backtest_total_return=result.stats.total_return,
         backtest_max_drawdown=result.stats.max_drawdown, backtest_sharpe=result.stats.sharpe,
     )  # fmt: skip

@@ -131,9 +131,12 @@ def _montecarlo(result: Any) -> list[go.Figure]:
         go.Scatter(x=x, y=fan["q25"], fill="tonexty", name="25-75%", line={"width": 0}),
         go.Scatter(x=x, y=fan["q50"], name="median"),
     ])  # fmt: skip
-    fig.update_layout(title=f"Fan chart ({result.stats['method']}, {result.stats['paths']:,} "
-                      f"paths, seed {result.stats['seed']})", xaxis_title="step",
-                      yaxis_title="equity")  # fmt: skip
+    stats = result.stats
+    drawn = f"{stats['paths']:,} paths"
+    if stats["fan_paths"] < stats["paths"]:
+        drawn = f"the first {stats['fan_paths']:,} of {drawn}"
+    fig.update_layout(title=f"Fan chart ({stats['method']}, {drawn}, seed {stats['seed']})",
+                      xaxis_title="step", yaxis_title="equity")  # fmt: skip
     out = [fig]
     for name in ("final_return", "max_drawdown", "sharpe"):
         h = go.Figure(go.Histogram(x=result.paths[name].to_numpy(), nbinsx=60))

@@ -11,6 +11,7 @@ import itertools
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from core.config import DataSpec
@@ -118,6 +119,20 @@ def test_the_fan_holds_the_first_fan_paths_paths_in_any_layout(ray_session, meth
             np.testing.assert_array_equal(capped[key], full[key])
 
 
+def test_the_fan_chart_title_says_when_it_shows_fewer_paths_than_the_run():
+    from optimization.montecarlo import MonteCarloResult
+    from optimization.report import figures
+    from optimization.specs import JobKind
+
+    fan = pl.DataFrame({"step": [0, 1], **{f"q{q:02d}": [1.0, 1.1] for q in (5, 25, 50, 75, 95)}})
+    paths = pl.DataFrame({k: [0.1, 0.2] for k in ("final_return", "max_drawdown", "sharpe")})
+    stats = {"method": "iid", "paths": 50_000, "fan_paths": 10_000, "seed": 3}
+    capped = figures(JobKind.MONTECARLO, MonteCarloResult(stats, paths, fan))[0]
+    assert "the first 10,000 of 50,000 paths" in capped.layout.title.text
+    whole = figures(JobKind.MONTECARLO, MonteCarloResult({**stats, "paths": 10_000}, paths, fan))
+    assert "(iid, 10,000 paths, seed 3)" in whole[0].layout.title.text
+
+
 def test_one_task_per_node_with_the_cpus_shared_out():
     assert task_layout(2, 1) == [2]  # one node: one task, two numba threads
     assert task_layout(4, 2) == [2, 2]
@@ -184,7 +199,7 @@ def test_run_montecarlo_on_a_backtest(ray_session, data_dir):
     spec = MonteCarloSpec(strategy="sma_crossover", data=orcl, paths=3000, method="block", seed=1)
     result = run_montecarlo(spec)
     s = result.stats
-    assert s["paths"] == 3000 and s["steps"] == 5036
+    assert s["paths"] == 3000 and s["steps"] == 5036 and s["fan_paths"] == 3000
     q = s["final_return_quantiles"]
     assert q["0.05"] <= q["0.5"] <= q["0.95"]
     assert result.fan.height == 50 and (result.fan["q05"] <= result.fan["q95"]).all()
