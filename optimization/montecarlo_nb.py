@@ -26,13 +26,18 @@ _UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(cache=True, inline="always")
+def _mix(state: np.uint64) -> np.uint64:
+    """SplitMix64's output for an already advanced state."""
+    z = (state ^ (state >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
 def splitmix64_nb(state: np.uint64) -> tuple[np.uint64, np.uint64]:
     """Advance a SplitMix64 state; returns (new state, 64 random bits)."""
     state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return state, z ^ (z >> _S31)
+    return state, _mix(state)
 
 
 @njit(cache=True, inline="always")
@@ -53,14 +58,6 @@ def _finish(s: float, s2: float, n: int, ppy: float) -> float:
 #: Paths advanced together, one step at a time: their states fill a few kB (in L1), and the
 #: loops over them vectorize (SIMD across paths). Measured here: 256 beat 64-128 and 512-1024.
 LANES = 256
-
-
-@njit(cache=True, inline="always")
-def _mix(state: np.uint64) -> np.uint64:
-    """SplitMix64's output for an already advanced state."""
-    z = (state ^ (state >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
 
 
 @njit(cache=True, error_model="numpy", boundscheck=False)
