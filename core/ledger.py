@@ -196,10 +196,15 @@ class Ledger:
 
     # ----------------------------------------------------------------- marks
     def mark(self, closes: np.ndarray) -> None:
-        """Take this bar's closes (in symbol order) as the last closes; NaN keeps the old one."""
-        closes = np.asarray(closes, dtype=np.float64)
-        finite = closes == closes
-        self.state[finite, ST_LAST_CLOSE] = closes[finite]
+        """Take this bar's closes (in symbol order) as the last closes; NaN keeps the old one.
+
+        Scalar stores, not a masked numpy assignment: once a bar per process, after an idle
+        gap, numpy's ufunc and masking machinery costs tens of microseconds cold (docs/live.md
+        "Cold bars"), a few stores do not."""
+        state = self.state
+        for j, close in enumerate(np.asarray(closes, dtype=np.float64).tolist()):
+            if close == close:
+                state[j, ST_LAST_CLOSE] = close
 
     def set_last_closes(self, closes: Mapping[str, float]) -> None:
         """Restore last closes after a rebuild from fills (symbols not named keep theirs)."""

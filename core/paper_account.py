@@ -139,13 +139,21 @@ class BarContext:
         return cls(bar.index, np.datetime64(bar.timestamp, "us"), bar.time)
 
 
+_FIELDS = ("open", "high", "low", "close", "volume")  # the order of a bar block's rows
+
+
 class Prices:
     """One bar's fields in an account's symbol order (NaN where the bar lacks the symbol)."""
 
-    __slots__ = ("close", "high", "low", "open", "volume")
+    __slots__ = ("block", "close", "high", "low", "open", "volume")
 
     def __init__(self, bar: BarSlice, idx: np.ndarray | None, complete: bool = False) -> None:
-        for name in self.__slots__:
+        self.block: np.ndarray | None = None  # the fields as rows of one array, when they are
+        if bar.block is not None and (complete or idx is None):  # one gather, not five
+            self.block = bar.block if idx is None else bar.block.take(idx, axis=1)
+            self.open, self.high, self.low, self.close, self.volume = self.block
+            return
+        for name in _FIELDS:
             arr = getattr(bar, name)
             if complete:  # every symbol is in the feed: one gather
                 arr = np.asarray(arr, dtype=np.float64).take(idx)

@@ -168,6 +168,26 @@ class Strategy:
             )
         return weights
 
+    def checked_last_weights(self, panel: WidePanel) -> np.ndarray:
+        """The newest row of ``target_weights`` with ``checked_weights``'s checks on it: what
+        a live host uses each bar. The earlier rows were checked at their own bars (a causal
+        strategy gives the same rows again); checking one row keeps numpy's masked
+        whole-array operations, costly on a cold process, off the bar's path."""
+        if self.n_symbols is not None and panel.n_symbols != self.n_symbols:
+            return self.checked_weights(panel)[-1]  # its error
+        weights = np.asarray(self.target_weights(panel), dtype=np.float64)
+        if weights.shape != (panel.n_bars, panel.n_symbols):
+            return self.checked_weights(panel)[-1]  # its error
+        row = weights[-1]
+        for s, weight in enumerate(row.tolist()):
+            if abs(weight) > 1.0:  # NaN compares False: NaN is allowed
+                raise StrategyError(
+                    f"weight {weight!r} for {panel.symbols[s]} outside [-1, 1]",
+                    strategy_id=self.name,
+                    bar_ts=str(panel.timestamps[-1]),
+                )
+        return row
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
         return f"{self.name}({args})"

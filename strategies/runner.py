@@ -41,7 +41,7 @@ class BarHistory:
         self.max_len = max_len
         cap = max(capacity, 2 * max_len if max_len else 1)
         self._ts = np.empty(cap, dtype="datetime64[us]")
-        self._data = {f: np.empty((cap, len(symbols))) for f in _FIELDS}
+        self._data = np.empty((len(_FIELDS), cap, len(symbols)))  # field, bar, symbol
         self._start = 0
         self._stop = 0
         self._start_before = 0  # where the view started before the last append
@@ -56,8 +56,11 @@ class BarHistory:
         self._start_before = self._start
         i = self._stop
         self._ts[i] = ts
-        for f in _FIELDS:
-            self._data[f][i] = getattr(px, f)
+        if px.block is not None:  # the fields in _FIELDS order: one store
+            self._data[:, i] = px.block
+        else:
+            for k, f in enumerate(_FIELDS):
+                self._data[k, i] = getattr(px, f)
         self._stop += 1
         if self.max_len is not None and len(self) > self.max_len:
             self._start = self._stop - self.max_len
@@ -72,18 +75,17 @@ class BarHistory:
         n = len(self)
         if self._start > 0:
             self._ts[:n] = self._ts[self._start : self._stop]
-            for arr in self._data.values():
-                arr[:n] = arr[self._start : self._stop]
+            self._data[:, :n] = self._data[:, self._start : self._stop]
         else:
             self._ts = np.concatenate([self._ts, np.empty_like(self._ts)])
-            self._data = {f: np.concatenate([a, np.empty_like(a)]) for f, a in self._data.items()}
+            self._data = np.concatenate([self._data, np.empty_like(self._data)], axis=1)
         self._start, self._stop = 0, n
 
     def panel(self) -> WidePanel:
         """The bars held, oldest first, as a view (valid until the next append)."""
         rows = slice(self._start, self._stop)
         return WidePanel(
-            self._ts[rows], self.symbols, *(self._data[f][rows] for f in _FIELDS)
+            self._ts[rows], self.symbols, *self._data[:, rows]
         )  # fmt: skip
 
 
@@ -199,7 +201,7 @@ class StrategyRunner:
     def _last_row(self, bar: BarSlice) -> np.ndarray:
         """The strategy's weights for the newest bar, evaluated on the history held."""
         try:
-            return self.strategy.checked_weights(self.history.panel())[-1]
+            return self.strategy.checked_last_weights(self.history.panel())
         except RaytraderError:
             raise
         except Exception as exc:  # user code: name the strategy and the bar
@@ -212,13 +214,16 @@ class StrategyRunner:
     ) -> list[OrderIntent]:
         """The kernel's step 3: carry targets (NaN keeps the old one), then size an order for
         every symbol whose target changed (every one with ``every_bar``) on equity at close."""
-        prev = self.targets.copy()
-        valid = row == row
-        self.targets[valid] = row[valid]
-        if self._every_bar:
-            candidates = range(len(self.symbols))
-        else:
-            candidates = np.flatnonzero(self.targets != prev).tolist()
+        targets = self.targets.tolist()  # scalar Python: a handful of symbols (Ledger.mark)
+        changed, valid = [], False
+        for j, weight in enumerate(row.tolist()):
+            if weight == weight:  # NaN: no new opinion
+                if weight != targets[j]:
+                    changed.append(j)
+                targets[j], valid = weight, True
+        if valid:
+            self.targets[:] = targets
+        candidates = range(len(self.symbols)) if self._every_bar else changed
         if not candidates:
             return []
         equity = self.ledger.equity()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import optuna
 import pytest
 
+from core.data.loaders import load_wide
 from core.errors import ConfigError, StrategyError
 from core.panel import WidePanel
 from strategies.base import Strategy
 from strategies.breakout import Breakout
 from strategies.pairs import Pairs
 from strategies.params import BoolParam, CategoricalParam, FloatParam, IntParam
+from strategies.registry import get_strategy
 from strategies.rsi_reversion import RsiReversion
 from strategies.sma_crossover import SmaCrossover
 
@@ -181,3 +184,38 @@ def test_params_are_a_copy_and_repr_shows_them() -> None:
     s.params["fast"] = 99
     assert s.fast == 5
     assert repr(s) == "sma_crossover(fast=5, slow=20)"
+
+
+def test_checked_last_weights_is_the_last_row_with_the_same_checks() -> None:
+    # Expected: checked_weights(panel)[-1] and its errors (the whole-array implementation).
+    panel = _panel()
+    Toy.fixed = np.full((6, 2), np.nan)
+    Toy.fixed[5] = [1.0, np.nan]
+    want = Toy().checked_weights(panel)[-1]
+    np.testing.assert_array_equal(Toy().checked_last_weights(panel), want)
+    Toy.fixed = np.zeros((5, 2))
+    with pytest.raises(StrategyError, match=r"shape \(5, 2\), expected \(6, 2\)"):
+        Toy().checked_last_weights(panel)
+    Toy.fixed = np.zeros((6, 2))
+    Toy.fixed[5, 1] = -1.25
+    with pytest.raises(StrategyError, match=r"weight -1\.25 for S1 outside") as info:
+        Toy().checked_last_weights(panel)
+    assert info.value.bar_ts == str(panel.timestamps[5]) and info.value.strategy_id == "toy"
+    Toy.fixed[5, 1] = 0.5
+    Toy.fixed[3, 0] = 2.0  # an earlier row: its own bar checked it, not this one
+    assert Toy().checked_last_weights(panel).tolist() == [0.0, 0.5]
+    Toy.fixed = None
+
+
+def test_checked_last_weights_of_each_builtin_on_growing_history() -> None:
+    # Expected: the last row of the whole-array check, on prefixes of real daily data.
+    data = Path(__file__).resolve().parents[2] / "data"
+    panel = load_wide([data / f"{n}.csv" for n in ("ORCL", "NVDA", "YHOO")])[0]
+    for name, symbols in (("sma_crossover", 3), ("rsi_reversion", 3), ("breakout", 3),
+                          ("momentum", 3), ("pairs", 2)):  # fmt: skip
+        strategy = get_strategy(name)()
+        cols = panel.select(list(panel.symbols[:symbols]))
+        for n in (1, 30, 250, 1000):
+            prefix = cols.slice(0, n)
+            want = strategy.checked_weights(prefix)[-1]
+            assert strategy.checked_last_weights(prefix).tobytes() == want.tobytes(), (name, n)
