@@ -185,7 +185,7 @@ class Risk(ActorShell):
         """Docs/live.md step 3: marks, equity, loss streaks, stale clocks and
         breaker trips for a bar the broker just processed (journaled; idempotent per bar)."""
         closed = self._pending_closed + self._book.apply_all(report.events)
-        prices = {s: float(c) for s, c in zip(bar.symbols, bar.close, strict=True)}
+        prices = dict(zip(bar.symbols, bar.close.tolist(), strict=True))
         self._book.mark(prices)
         events = self._engine.on_bar(
             bar.index, bar.time, report.equity, prices=prices, closed_trades=closed

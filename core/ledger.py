@@ -207,10 +207,13 @@ class Ledger:
                 state[j, ST_LAST_CLOSE] = close
 
     def set_last_closes(self, closes: Mapping[str, float]) -> None:
-        """Restore last closes after a rebuild from fills (symbols not named keep theirs)."""
-        for symbol, close in closes.items():
-            if symbol in self.index and math.isfinite(close):
-                self.state[self.index[symbol], ST_LAST_CLOSE] = float(close)
+        """Restore last closes after a rebuild from fills (symbols not named keep theirs).
+        Walks this ledger's symbols, not ``closes``: risk marks a whole feed's bar into
+        every strategy's ledger, and each holds a few of its symbols."""
+        for symbol, j in self.index.items():
+            close = closes.get(symbol)
+            if close is not None and math.isfinite(close):
+                self.state[j, ST_LAST_CLOSE] = float(close)
 
     def equity(self, prices: np.ndarray | None = None) -> float:
         """Cash plus positions marked at ``prices`` (symbol order; NaN or None: last close)."""

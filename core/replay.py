@@ -114,6 +114,8 @@ class ReplaySource:
             panel.timestamps.copy(), panel.symbols, *(getattr(panel, f).copy() for f in _FIELDS)
         )
         self._checked = _Checked()
+        self._suspect = _suspect_cells(self.panel)
+        self._suspect_rows: list[bool] = self._suspect.any(axis=1).tolist()
         self._events: dict[int, tuple[tuple[BarQuarantined, ...], tuple[str, ...]]] = {}
         self._loader_bad: dict[int, list[BadBar]] = {}
         if report is not None and report.policy is BadBarPolicy.REJECT:
@@ -163,7 +165,7 @@ class ReplaySource:
         ts = _to_datetime(p.timestamps[t])
         events: list[BarQuarantined] = []
         keys: list[str] = []
-        for j in _suspects(*(getattr(p, f)[t] for f in _FIELDS)):
+        for j in np.flatnonzero(self._suspect[t]).tolist() if self._suspect_rows[t] else ():
             symbol = p.symbols[j]
             values = [float(getattr(p, f)[t, j]) for f in _FIELDS]
             if all(math.isnan(v) for v in values):
@@ -225,16 +227,16 @@ class ReplaySource:
         return float(step / np.timedelta64(1, "us")) / 1e6 / float(speed)
 
 
-def _suspects(
-    open: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
-) -> list[int]:
-    """Columns of one bar that may break a rule of ``check_bar`` (which then names it): every
-    column but those passing all of its rules at once, checked for the whole bar together."""
+def _suspect_cells(panel: WidePanel) -> np.ndarray:
+    """The (bar, symbol) cells that may break a rule of ``check_bar`` (which then names it):
+    every cell but those passing all of its rules at once. Computed for the whole panel when
+    the source is made, not bar by bar: a bar's own check was a score of numpy calls on tiny
+    arrays, which a paced feed pays cold every bar (docs/live.md, "Cold bars")."""
+    o, h, lo, c, v = (getattr(panel, f) for f in _FIELDS)
     with np.errstate(invalid="ignore"):
         good = (
-            np.isfinite(open) & np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
-            & np.isfinite(volume) & (open > 0) & (high > 0) & (low > 0) & (close > 0)
-            & (high >= np.maximum(open, close)) & (low <= np.minimum(open, close))
-            & (volume >= 0)
+            np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
+            & (o > 0) & (h > 0) & (lo > 0) & (c > 0)
+            & (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c)) & (v >= 0)
         )  # fmt: skip
-    return np.flatnonzero(~good).tolist()
+    return ~good

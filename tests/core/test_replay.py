@@ -17,7 +17,7 @@ from core.config import DataSpec
 from core.data.validation import check_bar
 from core.errors import ConfigError
 from core.panel import WidePanel
-from core.replay import ReplaySource, _suspects, load_source
+from core.replay import ReplaySource, _suspect_cells, load_source
 from core.types import BadBarRule
 
 NAN = math.nan
@@ -112,6 +112,15 @@ _VALUE = st.one_of(
 def test_the_whole_bar_prefilter_suspects_exactly_the_bars_check_bar_refuses(bars) -> None:
     # Independent check: check_bar, one bar at a time, is the reference; the vectorized
     # prefilter must flag the same columns (so emission quarantines the same bars).
+    # Two bars of the same symbols, the second in reverse order, checked as one panel.
     arr = np.array(bars, dtype=np.float64)  # (symbols, 5)
+    two = np.stack([arr, arr[::-1]])  # (bar, symbol, field)
+    n = len(bars)
+    panel = WidePanel(
+        np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[us]"),
+        tuple(f"S{j}" for j in range(n)), *(two[:, :, k].copy() for k in range(5)),
+    )  # fmt: skip
     refused = [j for j, b in enumerate(bars) if check_bar(*b) is not None]
-    assert _suspects(*(arr[:, k] for k in range(5))) == refused
+    cells = _suspect_cells(panel)
+    assert np.flatnonzero(cells[0]).tolist() == refused
+    assert np.flatnonzero(cells[1]).tolist() == sorted(n - 1 - j for j in refused)
