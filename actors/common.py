@@ -166,6 +166,9 @@ class Handles:
         return handle
 
 
+_ENDPOINT_LOCK = threading.Lock()  # one actor per worker process: one wire server
+
+
 class ActorShell:
     """Methods every live actor answers: liveness and the worker pid (fault-injection tests
     SIGKILL it). They are plain methods, so an actor whose own methods are plain too (host,
@@ -200,12 +203,28 @@ class ActorShell:
         return dict(self._telemetry.recorder.snapshot())
 
     def endpoint(self) -> Endpoint:
-        """Where this actor serves ``WIRE_METHODS`` (``actors.wire``), started on first ask."""
+        """Where this actor serves ``WIRE_METHODS`` (``actors.wire``), started on first ask
+        (a threaded actor may be asked twice at once: one server)."""
         from actors.wire import WireServer
 
-        if self._wire_server is None:
-            self._wire_server = WireServer(self, self.WIRE_METHODS)
+        with _ENDPOINT_LOCK:
+            if self._wire_server is None:
+                self._wire_server = WireServer(self, self.WIRE_METHODS)
         return self._wire_server.endpoint
+
+    def before_call(self) -> None:
+        """Before a wire method runs (``actors.wire``, on the connection's thread): its
+        metrics are held until its answer has gone (``MetricsRecorder.hold``)."""
+        telemetry = getattr(self, "_telemetry", None)
+        if telemetry is not None:
+            telemetry.recorder.hold()
+
+    def after_reply(self) -> None:
+        """Once a wire method's answer is sent (or could not be): the work it left for
+        after, here the metrics it recorded. Risk adds the marks of the bar it opened."""
+        telemetry = getattr(self, "_telemetry", None)
+        if telemetry is not None:
+            telemetry.recorder.flush()
 
     def ready(self) -> bool:
         """True once ``__init__`` (the rebuild from the journal) has finished."""

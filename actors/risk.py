@@ -11,20 +11,23 @@ the engine knows is rebuilt from the journal in ``__init__`` (no restart resets 
 day-start equity, a peak or a decided verdict), and the positions and open orders of
 ``RiskBook`` from the broker's journaled events.
 
-The actor is async: ``state``/``kill`` are answered while a bar is in flight. An
-``asyncio.Lock`` makes "decide, journal, forward" one step that a kill cannot split, so an order
-approved before a kill is at the broker (and canceled by it) before the kill returns, and
-every intent decided after the kill is decided under it.
+The actor is threaded: the bar path runs on the wire's connection thread (``actors.wire``),
+its calls to the broker on the same thread, and Ray's calls (``kill``, ``state``, ...) on
+Ray's threads. One lock (``_mutex``) makes "decide, journal, forward" one step that a kill
+cannot split, so an order approved before a kill is at the broker (and canceled by it) before
+the kill returns, and every intent decided after the kill is decided under it. (It was an
+asyncio actor; a paced bar wakes risk cold, and its event loop cost about 150 us more per
+call than a thread blocked on its socket: docs/live.md, "Cold bars".)
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -44,8 +47,7 @@ from actors.common import (
     warm_up,
 )
 from actors.retry import call_sync
-from actors.wire import Endpoint
-from actors.wire_aio import AsyncWirePeer, AsyncWireServer
+from actors.wire import WirePeer
 from core import metric_names as mn
 from core.events import (
     BarSlice,
@@ -94,11 +96,10 @@ class Risk(ActorShell):
         self._actor = Handles()
         self._wait_s = config.runtime.restart_wait_s
         self._timeout_s = config.runtime.call_timeout_s
-        self._broker_wire: AsyncWirePeer | None = None
-        self._server: AsyncWireServer | None = None
+        self._broker_wire: WirePeer | None = None
         self._journal = open_journal(journal_path, config.journal.synchronous)
-        self._lock = asyncio.Lock()
-        self._marker: asyncio.Future[None] | None = None
+        self._mutex = threading.RLock()
+        self._kills = threading.Lock()  # guards the count below, never held with _mutex
         self._kills_waiting = 0
         self._init_telemetry(SOURCE, self._journal)
         self._gauges_at = 0.0
@@ -148,11 +149,11 @@ class Risk(ActorShell):
             raise
 
     # ------------------------------------------------------------------ per bar
-    @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
-        """The lock of every bar step and command; marks a bar opened just before first, so
-        nothing is decided before the marks of the bar it belongs to."""
-        async with self._lock:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock of every bar step, command and query; marks a bar opened just before
+        first, so nothing is decided (or reported) before the marks of the bar it belongs to."""
+        with self._mutex:
             if self._unmarked is not None:
                 bar, report = self._unmarked
                 self._unmarked = None
@@ -161,24 +162,26 @@ class Risk(ActorShell):
 
     def _defer_marks(self, bar: BarSlice, report: BarReport) -> None:
         """Mark a bar the broker just opened after the answer has gone (the feed wants only
-        the report: its hosts evaluate while risk marks). The next locked step marks it
-        first, and a task takes the lock at once to do it when nothing else does."""
+        the report: its hosts evaluate while risk marks): the wire thread does it once the
+        answer is out (``after_reply``), and any locked step before that does it first."""
         self._unmarked = (bar, report)
-        if self._marker is None or self._marker.done():
-            self._marker = asyncio.ensure_future(self._mark_now())
 
-    async def _mark_now(self) -> None:
-        try:
-            async with self._locked():
-                pass
-        except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
-            log.exception("marks of an opened bar failed")
+    def after_reply(self) -> None:
+        """The marks ``_defer_marks`` left for after the wire's answer (``actors.wire``),
+        then the held metrics."""
+        if self._unmarked is not None:
+            try:
+                with self._locked():
+                    pass
+            except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
+                log.exception("marks of an opened bar failed")
+        super().after_reply()
 
-    async def _ensure_marked(self, bar: BarSlice) -> None:
+    def _ensure_marked(self, bar: BarSlice) -> None:
         """Bar t's marks before its intents are decided: after a restart or a failed mark
         this process has not marked it (the broker's ``on_bar`` is idempotent)."""
         if self._marked != bar.index:
-            out = await self._broker("on_bar", bar)
+            out = self._broker("on_bar", bar)
             self._marks(bar, out["report"])
 
     def _marks(self, bar: BarSlice, report: BarReport) -> list[BaseModel]:
@@ -221,38 +224,28 @@ class Risk(ActorShell):
             if start is not None:
                 rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
-    async def _broker(self, method: str, *args: Any) -> Any:
-        """A broker call on the wire (``actors.wire_aio``), resent while the broker restarts
-        (every broker call is idempotent); the loop answers queries while it waits."""
+    def _broker(self, method: str, *args: Any) -> Any:
+        """A broker call on the wire (``actors.wire``), on the calling thread, resent while
+        the broker restarts (every broker call is idempotent). Under the lock."""
         if self._broker_wire is None:
-            self._broker_wire = AsyncWirePeer(BROKER, self._actor(BROKER),
-                                              restart_wait_s=self._wait_s,
-                                              timeout_s=self._timeout_s)  # fmt: skip
-        return unpack(await self._broker_wire.call(method, *args))
-
-    async def endpoint(self) -> Endpoint:
-        """Where risk serves ``open_bar`` and ``close_bar`` on the wire, on this actor's
-        event loop, under the same lock as a kill."""
-        if self._server is None:  # set before the first await: concurrent asks share it
-            self._server = AsyncWireServer(self, self.WIRE_METHODS)
-            self._server_started = asyncio.ensure_future(self._server.start())
-        await self._server_started
-        return self._server.endpoint
+            self._broker_wire = WirePeer(BROKER, self._actor(BROKER), restart_wait_s=self._wait_s,
+                                         timeout_s=self._timeout_s)  # fmt: skip
+        return unpack(self._broker_wire.call(method, *args))
 
     @ray.method(max_task_retries=0)
-    async def open_bar(self, bar: BarSlice | bytes) -> bytes:
+    def open_bar(self, bar: BarSlice | bytes) -> bytes:
         """Open bar t: ``broker.on_bar`` (docs/live.md step 2), then its marks. Used for a
         replay's first bar and after a pause, a paced gap or a kill; otherwise ``close_bar``
         of the previous bar opens it. Returns, packed, ``{"report", "fill_counts", "state"}``.
         """
-        async with self._locked():
-            out = await self._broker("on_bar", bar)
+        with self._locked():
+            out = self._broker("on_bar", bar)
             self._after = _after(out)
             self._defer_marks(unpack(bar), out["report"])
         return pack({**out, "state": self._global_state(), "after": self._after})
 
     @ray.method(max_task_retries=0)
-    async def close_bar(
+    def close_bar(
         self,
         bar: BarSlice | bytes,
         intents: list[OrderIntent] | bytes = (),  # type: ignore[assignment]
@@ -272,14 +265,14 @@ class Risk(ActorShell):
         sub-accounts' hosts evaluate the next bar while it opens.
         """
         bar, intents = unpack(bar), list(unpack(intents))
-        async with self._locked():
-            await self._ensure_marked(bar)
+        with self._locked():
+            self._ensure_marked(bar)
             verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])
             if self._kills_waiting:
                 next_bar = None
             out: dict[str, Any] = {"events": [], "fills": [], "report": None, "fill_counts": None}
             if orders or next_bar is not None:
-                out = await self._broker("step", pack(orders), next_bar)
+                out = self._broker("step", pack(orders), next_bar)
                 self._after = _after(out)
             self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
             if out["report"] is not None:
@@ -292,7 +285,7 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ the gate
     @ray.method(max_task_retries=0)
-    async def submit(self, intents: list[OrderIntent] | bytes) -> bytes:
+    def submit(self, intents: list[OrderIntent] | bytes) -> bytes:
         """Decide, journal and forward intents outside the bar cycle (the per-bar path is
         ``close_bar``); idempotent by ``client_order_id`` like it. Returns, packed,
         ``{"verdicts": [...], "fills": [...]}``.
@@ -300,12 +293,12 @@ class Risk(ActorShell):
         intents = list(unpack(intents))
         if not intents:
             return pack({"verdicts": [], "fills": []})
-        async with self._locked():
+        with self._locked():
             now = max(i.bar_ts for i in intents)
-            verdicts, fills = await self._decide_and_forward(intents, now)
+            verdicts, fills = self._decide_and_forward(intents, now)
         return pack({"verdicts": verdicts, "fills": fills})
 
-    async def _decide_and_forward(
+    def _decide_and_forward(
         self, intents: list[OrderIntent], now: datetime
     ) -> tuple[list[RiskVerdict], list[Any]]:
         """``_decide``, then ``broker.submit`` of the approved orders (under the lock)."""
@@ -313,7 +306,7 @@ class Risk(ActorShell):
         if not orders:
             return verdicts, []
         self._after = None  # the feed's next early evaluation must not count on the last one
-        out = await self._broker("submit", pack(orders))
+        out = self._broker("submit", pack(orders))
         self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
         return verdicts, out["fills"]
 
@@ -389,32 +382,34 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ operator commands
     @ray.method(max_task_retries=0)
-    async def open_account(self, strategy: dict[str, Any]) -> dict[str, Any]:
+    def open_account(self, strategy: dict[str, Any]) -> dict[str, Any]:
         """Open a launched strategy's account: the broker's sub-account first, then risk's
         view of it (``feed.launch_strategy`` calls it after journaling the launch; risk
         stays the broker's only caller). Idempotent."""
         config = StrategyConfig.model_validate(strategy)
-        async with self._locked():
+        with self._locked():
             self._after = None
-            await self._broker("open_account", config.model_dump(mode="json"))
+            self._broker("open_account", config.model_dump(mode="json"))
             self._book.open_account(config.id, config.symbols, config.sim.cash)
         return {"strategy": config.id, "cash": config.sim.cash}
 
     @ray.method(max_task_retries=0)
-    async def kill(
+    def kill(
         self, scope: str, mode: str = "halt", flatten: bool = False, by: str = "operator"
     ) -> dict[str, Any]:
         """Halt (or reduce) a scope, cancel its orders at the broker and, with ``flatten``,
         close its positions; journaled and done before the answer (docs/live.md)."""
         target = Scope.parse(scope)
-        self._kills_waiting += 1  # the bar step holding the lock now leaves the next bar out
+        with self._kills:
+            self._kills_waiting += 1  # the bar step holding the lock now leaves the next bar out
         try:
-            return await self._kill(target, KillMode(mode), flatten, by)
+            return self._kill(target, KillMode(mode), flatten, by)
         finally:
-            self._kills_waiting -= 1
+            with self._kills:
+                self._kills_waiting -= 1
 
-    async def _kill(self, target: Scope, mode: KillMode, flatten: bool, by: str) -> dict[str, Any]:
-        async with self._locked():
+    def _kill(self, target: Scope, mode: KillMode, flatten: bool, by: str) -> dict[str, Any]:
+        with self._locked():
             events = self._engine.kill(target, mode, flatten=flatten, by=by)
             appended = self._append(events)
             view = self._book.view()
@@ -422,7 +417,7 @@ class Risk(ActorShell):
             canceled: list[Any] = []
             if ids:
                 self._after = None
-                canceled = await self._broker("cancel", ids, None, False, "kill_switch")
+                canceled = self._broker("cancel", ids, None, False, "kill_switch")
                 self._book.apply_all(canceled)
             flat_ids, unpriced = [], []
             if flatten and self._last_bar is not None:
@@ -430,7 +425,7 @@ class Risk(ActorShell):
                 orders = self._engine.flatten_orders(
                     target, self._book.view(), bar_index=t, bar_ts=ts, nonce=appended[-1].seq
                 )
-                verdicts, _ = await self._decide_and_forward(list(orders.close), ts)
+                verdicts, _ = self._decide_and_forward(list(orders.close), ts)
                 flat_ids = [v.client_order_id for v in verdicts if v.approved_qty]
                 unpriced = [f"{sid}:{sym}" for sid, sym in orders.unpriced]
         return {
@@ -441,17 +436,17 @@ class Risk(ActorShell):
         }  # fmt: skip
 
     @ray.method(max_task_retries=0)
-    async def resume(self, scope: str, by: str = "operator") -> dict[str, Any]:
+    def resume(self, scope: str, by: str = "operator") -> dict[str, Any]:
         """Set one scope ACTIVE again (journaled)."""
         target = Scope.parse(scope)
-        async with self._locked():
+        with self._locked():
             self._append(self._engine.resume(target, by=by))
         return {"scope": str(target), "state": self._engine.states.state(target).value, "by": by}
 
     @ray.method(max_task_retries=0)
-    async def set_limits(self, limits: dict[str, Any], by: str = "operator") -> dict[str, Any]:
+    def set_limits(self, limits: dict[str, Any], by: str = "operator") -> dict[str, Any]:
         """Replace the limits in full (validated; journaled as ``limits_changed``)."""
-        async with self._locked():
+        with self._locked():
             self._append([self._engine.set_limits(RiskLimits.model_validate(limits), by=by)])
         return self._engine.limits.to_dict()
 
@@ -459,12 +454,17 @@ class Risk(ActorShell):
     def _global_state(self) -> str:
         return self._engine.states.state(Scope.parse("global")).value
 
-    async def limits(self) -> dict[str, Any]:
+    def limits(self) -> dict[str, Any]:
         """The limits in force (with per-strategy overrides)."""
-        return self._engine.limits.to_dict()
+        with self._locked():
+            return self._engine.limits.to_dict()
 
-    async def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         """Trading states: the global one, every restricted scope, engaged kill switches."""
+        with self._locked():
+            return self._state()
+
+    def _state(self) -> dict[str, Any]:
         states = self._engine.states
         kills = states.kill_switches()
         scopes = []
@@ -482,13 +482,15 @@ class Risk(ActorShell):
             "marks": self._engine.marks.snapshot(),
         }  # fmt: skip
 
-    async def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """Everything a rebuild must restore (a rebuilt engine's snapshot equals this)."""
-        return self._engine.snapshot()
+        with self._locked():
+            return self._engine.snapshot()
 
-    async def book(self) -> dict[str, Any]:
+    def book(self) -> dict[str, Any]:
         """Risk's view of the accounts: positions, equity, prices, open orders."""
-        view = self._book.view()
+        with self._locked():
+            view = self._book.view()
         return {
             "positions": view.positions, "equity": view.equity, "prices": view.prices,
             "open_orders": {s: [o.client_order_id for o in v] for s, v in view.open_orders.items()},

@@ -48,14 +48,15 @@ class RuntimeConflictError(RaytraderError):
 
 
 def actor_options(name: str) -> dict[str, Any]:
-    """The Ray options of a live actor (see the module docstring). The feed is a threaded
-    actor that answers queries while its replay thread waits on a bar; hosts and the broker
-    take one call at a time; risk and the journal reader are asyncio actors."""
+    """The Ray options of a live actor (see the module docstring). The feed and risk are
+    threaded actors that answer queries and commands while a bar is in flight (the feed's
+    replay thread waits on it; risk's runs on its wire thread); hosts and the broker take one
+    call at a time; the journal reader is an asyncio actor."""
     options: dict[str, Any] = {
         "name": name, "namespace": NAMESPACE, "get_if_exists": True, "max_restarts": -1,
         "max_task_retries": 0, "num_cpus": 0,
     }  # fmt: skip
-    if name == FEED:
+    if name in (FEED, RISK):
         options["max_concurrency"] = 8
     return options
 

@@ -117,8 +117,9 @@ class WireServer:
     Args:
         target: the actor instance.
         methods: the method names callers may run (anything else is refused); they run in
-            the connection's thread and guard the actor's state themselves (an asyncio actor
-            serves with ``actors.wire_aio.AsyncWireServer`` instead).
+            the connection's thread and guard the actor's state themselves. Around each call
+            the target's ``before_call()`` and, once the answer is sent, ``after_reply()``
+            run on that thread, if it has them.
         host: the address to bind (default: this node's IP, reachable from the cluster).
     """
 
@@ -167,16 +168,23 @@ class WireServer:
             except (OSError, WireError) as exc:
                 log.warning("wire: connection refused: %s", exc)
                 return
+            before = getattr(self._target, "before_call", None)
+            after = getattr(self._target, "after_reply", None)
             while True:
                 try:
                     method, args = pickle.loads(_recv(conn))
                 except (OSError, WireError, EOFError):
                     return  # the caller went away
+                if before is not None:
+                    before()
                 reply = self._dispatch(method, args)
                 try:
                     _send(conn, reply)
                 except OSError:
                     return
+                finally:
+                    if after is not None:
+                        after()  # what the method left for after its answer (metrics, marks)
 
     def _dispatch(self, method: str, args: tuple[Any, ...]) -> bytes:
         try:
@@ -200,7 +208,7 @@ def reply(ok: bool, value: Any) -> bytes:
 
 # ---------------------------------------------------------------------- client
 class PeerBase:
-    """What every caller's end holds (``WirePeer``, ``actors.wire_aio.AsyncWirePeer``).
+    """What every caller's end holds (``WirePeer``).
 
     Args:
         name: the actor's name (for messages).

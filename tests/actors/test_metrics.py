@@ -27,6 +27,35 @@ def test_counter_gauge_and_histogram_values_are_recorded():
     assert rec.value(mn.JOURNAL_APPEND_SECONDS) == 2.0
 
 
+def test_held_recordings_wait_for_flush_on_their_thread_only(caplog):
+    # A wire call holds its thread's metrics until its answer has gone: nothing is recorded
+    # before flush, everything after it, in order; another thread records at once; a held
+    # recording that turns out wrong is logged at flush, not raised into the caller.
+    import threading
+
+    rec = MetricsRecorder("broker", mirror_to_ray=False)
+    rec.hold()
+    rec.inc(mn.FILLS, strategy="s1", reason="signal")
+    rec.set(mn.EQUITY, 5.0, scope="global")
+    rec.set(mn.EQUITY, 7.0, scope="global")
+    rec.observe(mn.JOURNAL_APPEND_SECONDS, 0.001)
+    rec.inc(mn.BAD_BARS, -1, reason="not_finite")
+    other = threading.Thread(target=rec.inc, args=(mn.FILLS,), kwargs={"strategy": "s2",
+                                                                      "reason": "signal"})
+    other.start()
+    other.join()
+    assert rec.value(mn.FILLS, strategy="s2", reason="signal") == 1.0
+    assert rec.value(mn.FILLS, strategy="s1", reason="signal") is None
+    assert rec.value(mn.EQUITY, scope="global") is None
+    rec.flush()
+    assert rec.value(mn.FILLS, strategy="s1", reason="signal") == 1.0
+    assert rec.value(mn.EQUITY, scope="global") == 7.0  # the later set wins
+    assert rec.value(mn.JOURNAL_APPEND_SECONDS) == 1.0
+    assert "held recording" in caplog.text and "raytrader_bad_bars_total" in caplog.text
+    rec.inc(mn.FILLS, strategy="s1", reason="signal")  # not held any more
+    assert rec.value(mn.FILLS, strategy="s1", reason="signal") == 2.0
+
+
 def test_wrong_kind_labels_or_negative_increments_raise():
     rec = MetricsRecorder("risk", mirror_to_ray=False)
     with pytest.raises(TypeError, match="is a gauge"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from actors.common import ActorShell, exclusive
 
-__all__ = ["AsyncEcho", "Echo", "PickyError"]
+__all__ = ["Echo", "PickyError"]
 
 
 class PickyError(ValueError):
@@ -27,11 +27,25 @@ class PickyError(ValueError):
 class Echo(ActorShell):
     """Echoes, fails or sleeps on the wire; counts the calls it ran."""
 
-    WIRE_METHODS = frozenset({"echo", "fail", "sleep"})
+    WIRE_METHODS = frozenset({"echo", "fail", "sleep", "defer"})
 
     def __init__(self) -> None:
         self._mutex = threading.RLock()
         self._ran: list[str] = []
+        self._pending: list[str] = []
+
+    @exclusive
+    def defer(self, work: str) -> dict[str, list[str]]:
+        """Leave ``work`` for after the answer (``after_reply``); answers what is pending."""
+        self._ran.append("defer")
+        self._pending.append(work)
+        return {"pending": list(self._pending), "done": [r for r in self._ran if ":" in r]}
+
+    @exclusive
+    def after_reply(self) -> None:
+        """Do the work ``defer`` left, once its answer has gone."""
+        while self._pending:
+            self._ran.append(f"after:{self._pending.pop(0)}")
 
     @exclusive
     def echo(self, value: Any) -> Any:
@@ -60,28 +74,3 @@ class Echo(ActorShell):
     def ran(self) -> list[str]:
         """The methods run so far, in order."""
         return list(self._ran)
-
-
-class AsyncEcho(ActorShell):
-    """``Echo`` as an asyncio actor serving on its loop (``actors.wire_aio``), like risk."""
-
-    WIRE_METHODS = frozenset({"echo", "fail"})
-
-    def __init__(self) -> None:
-        self._server: Any = None
-
-    async def endpoint(self) -> dict[str, Any]:
-        """The wire endpoint, served on this actor's event loop."""
-        from actors.wire_aio import AsyncWireServer
-
-        if self._server is None:
-            self._server = await AsyncWireServer(self, self.WIRE_METHODS).start()
-        return self._server.endpoint
-
-    async def echo(self, value: Any) -> Any:
-        """The value, with this process's pid."""
-        return {"value": value, "pid": os.getpid()}
-
-    async def fail(self, field: str) -> None:
-        """Raise ``PickyError(field)``."""
-        raise PickyError(field)
