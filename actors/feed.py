@@ -224,10 +224,10 @@ class DataFeed(ActorShell):
             calls.append(self._host_call(sid, wire, fills, counts.get(sid), again))
             called.append(sid)
         answers.update(zip(called, call_all(calls), strict=True))
-        intents: list[OrderIntent] = []
-        for sid in self._hosts:  # the hosts' order, however they were called
-            if sid in answers:
-                intents += unpack(answers[sid]["intents"])
+        intents = [  # the hosts' order, however they were called; passed on still packed
+            answers[sid]["intents"] for sid in self._hosts
+            if sid in answers and answers[sid]["intents"]
+        ]  # fmt: skip
         more = chain and t + 1 < self._source.n_bars and self._unpaused.is_set()
         nxt = self._emit(t + 1) if more and not self._stopping else None
         out = self._close(t, wire, intents, None if nxt is None else nxt[1])
@@ -280,18 +280,20 @@ class DataFeed(ActorShell):
         return self._wire(host_name(sid)), "on_bar", args
 
     def _close(
-        self, t: int, wire: bytes, intents: list[OrderIntent], next_wire: bytes | None
+        self, t: int, wire: bytes, packed: list[bytes], next_wire: bytes | None
     ) -> dict[str, Any]:
-        """Risk's one call of the bar: the gate for every host's intents, then the next bar's
-        open (docs/live.md steps 4-5, 2). While risk is down, the bar's intents are held and
-        sent again, the same ids, once it is back (``buffer``, at most ``risk_buffer_limit``),
-        or dropped with an ``intent_dropped`` event (``drop``); the rest always waits for
-        risk."""
+        """Risk's one call of the bar: the gate for every host's intents (each host's answer
+        as it packed it: the feed does not unpickle what it only passes on), then the next
+        bar's open (docs/live.md steps 4-5, 2). While risk is down, the bar's intents are
+        held and sent again, the same ids, once it is back (``buffer``, at most
+        ``risk_buffer_limit``), or dropped with an ``intent_dropped`` event (``drop``); the
+        rest always waits for risk."""
         risk = self._wire(RISK)
-        if intents:
+        if packed:
             try:
-                return unpack(risk.call("close_bar", wire, pack(intents), next_wire, retry=False))
+                return unpack(risk.call("close_bar", wire, packed, next_wire, retry=False))
             except ActorDownError as exc:
+                intents: list[OrderIntent] = [i for blob in packed for i in unpack(blob)]
                 limit = self._runtime.risk_buffer_limit
                 if self._runtime.on_risk_down == "drop":
                     self._drop(intents, DropReason.RISK_DOWN, str(exc))
@@ -300,7 +302,8 @@ class DataFeed(ActorShell):
                     self._drop(intents[limit:], DropReason.BUFFER_FULL, str(exc))
                     intents = intents[:limit]
                 log.warning("bar %d: risk down, holding %d intents", t, len(intents))
-        return unpack(risk.call("close_bar", wire, pack(intents) if intents else (), next_wire))
+                packed = [pack(intents)] if intents else []
+        return unpack(risk.call("close_bar", wire, packed, next_wire))
 
     def _drop(self, intents: list[OrderIntent], why: DropReason, detail: str) -> None:
         """Journal ``intent_dropped`` for intents risk never decided.

@@ -74,6 +74,19 @@ GAUGE_EVERY_S = 1.0  # account gauges on the bar path at most this often (a scra
 log = logging.getLogger("raytrader.risk")
 
 
+def _intents(value: Any) -> list[OrderIntent]:
+    """``close_bar``'s intents: packed (``actors.common.pack``), a list of intents, or a list
+    of packed lists (each host's answer, as the feed passes them on), in that order."""
+    value = unpack(value)
+    out: list[OrderIntent] = []
+    for item in value:
+        if isinstance(item, bytes):
+            out += unpack(item)
+        else:
+            out.append(item)
+    return out
+
+
 def _after(answer: dict[str, Any]) -> dict[str, Any]:
     """The broker's state after an ``on_bar`` or ``step`` answer: fill counts, quiet accounts."""
     return {"fill_counts": answer["fill_counts"], "quiet": answer["quiet"]}
@@ -248,10 +261,11 @@ class Risk(ActorShell):
     def close_bar(
         self,
         bar: BarSlice | bytes,
-        intents: list[OrderIntent] | bytes = (),  # type: ignore[assignment]
+        intents: list[OrderIntent] | list[bytes] | bytes = (),  # type: ignore[assignment]
         next_bar: BarSlice | bytes | None = None,
     ) -> bytes:
-        """Close bar t and open bar t+1 in one broker call (docs/live.md steps 4-5 and 2).
+        """Close bar t and open bar t+1 in one broker call (docs/live.md steps 4-5 and 2);
+        ``intents`` as ``_intents`` takes them.
 
         The gate for every host's intents of bar t (decide, journal, then forward); then
         ``broker.step`` submits the approved orders and, given ``next_bar``, processes its open;
@@ -264,7 +278,7 @@ class Risk(ActorShell):
         it (after a restart, a kill or an order outside the bar cycle); the feed lets the quiet
         sub-accounts' hosts evaluate the next bar while it opens.
         """
-        bar, intents = unpack(bar), list(unpack(intents))
+        bar, intents = unpack(bar), _intents(intents)
         with self._locked():
             self._ensure_marked(bar)
             verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])

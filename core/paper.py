@@ -229,7 +229,7 @@ class PaperEngine:
             self._account_bar(account, bar, ctx, events)
             equity[sid] = account.ledger.equity()
             cash[sid] = account.ledger.cash
-            if account.stopped.any():
+            if account.has_stops and account.stopped.any():  # only a stop sets it
                 stopped[sid] = tuple(account.symbols[j] for j in np.flatnonzero(account.stopped))
         report = BarReport(
             bar_index=bar.index, bar_ts=ctx.time, events=tuple(events), equity=equity,
@@ -244,7 +244,8 @@ class PaperEngine:
         """One sub-account's bar: gap stops and open fills (next_open), intrabar stops, mark;
         with fill=close, orders still open from earlier bars fill at this close."""
         px = account.prices(bar)
-        account.stopped[:] = False
+        if account.has_stops:  # only a stop pass sets it
+            account.stopped[:] = False
         if not account.fill_close:
             if account.has_stops:
                 account.stop_pass(px, ctx, True, events)
