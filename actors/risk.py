@@ -70,7 +70,8 @@ from core.run_config import RunConfig, StrategyConfig
 __all__ = ["Risk"]
 
 SOURCE = "risk"
-GAUGE_EVERY_S = 1.0  # account gauges on the bar path at most this often (a scrape: always)
+GAUGE_EVERY_S = 1.0  # account gauges at most this often between bars (a scrape: always)
+GAUGE_LATE_S = 5.0  # ... and at once after a bar's marks when no bar left time for them
 log = logging.getLogger("raytrader.risk")
 
 
@@ -180,14 +181,18 @@ class Risk(ActorShell):
         self._unmarked = (bar, report)
 
     def after_reply(self) -> None:
-        """The marks ``_defer_marks`` left for after the wire's answer (``actors.wire``),
-        then the held metrics."""
-        if self._unmarked is not None:
-            try:
-                with self._locked():
-                    pass
-            except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
-                log.exception("marks of an opened bar failed")
+        """Once the wire's answer has gone (``actors.wire``): the marks ``_defer_marks`` left,
+        the account gauges when due, then the held metrics. The gauges (a view of every
+        sub-account, some forty series) wait for an answer that leaves no bar open: after
+        an open, the hosts are evaluating and the gate comes next."""
+        marked = self._unmarked is not None
+        try:
+            with self._locked():
+                since = time.monotonic() - self._gauges_at
+                if since >= (GAUGE_LATE_S if marked else GAUGE_EVERY_S):
+                    self._refresh_gauges()
+        except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
+            log.exception("marks of an opened bar failed")
         super().after_reply()
 
     def _ensure_marked(self, bar: BarSlice) -> None:
@@ -210,8 +215,6 @@ class Risk(ActorShell):
         self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
         self._marked = bar.index
-        if time.monotonic() - self._gauges_at >= GAUGE_EVERY_S:
-            self._refresh_gauges()
         return events
 
     def _refresh_gauges(self) -> None:
