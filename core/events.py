@@ -303,7 +303,9 @@ class BarSlice:
         fields as one block of float64 bytes: unpickling then makes one array instead of
         five, the cost that counts when a bar wakes a dozen idle processes (docs/live.md)."""
         unit, step = np.datetime_data(self.timestamp.dtype)
-        block = np.stack([self.open, self.high, self.low, self.close, self.volume])
+        block = self.block
+        if block is None:
+            block = np.stack([self.open, self.high, self.low, self.close, self.volume])
         stamp = int(self.timestamp.view(np.int64))
         return _bar_from_block, (self.index, stamp, f"{step}{unit}", self.symbols,
                                  block.astype(np.float64, copy=False).tobytes())  # fmt: skip

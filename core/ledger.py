@@ -229,8 +229,8 @@ class Ledger:
 
     def positions(self) -> dict[str, float]:
         """Signed shares of every symbol held (flat symbols left out)."""
-        rows = zip(self.symbols, self.state[:, ST_POS], strict=True)
-        return {s: float(p) for s, p in rows if p != 0}
+        rows = zip(self.symbols, self.state[:, ST_POS].tolist(), strict=True)
+        return {s: p for s, p in rows if p != 0}
 
     def avg_prices(self) -> dict[str, float]:
         """Average entry price of every position held."""

@@ -11,7 +11,7 @@ import pytest
 
 from core.data.loaders import load_wide
 from core.errors import ConfigError, StrategyError
-from core.events import FillReason, OrderFilled, make_client_order_id
+from core.events import BarSlice, FillReason, OrderFilled, make_client_order_id
 from core.ledger import LedgerError
 from core.panel import WidePanel
 from core.paper import BarOrderError, PaperEngine, bar_slice
@@ -172,35 +172,42 @@ def test_history_grows_by_doubling_and_a_cap_keeps_the_last_bars() -> None:
 
 
 def test_bars_off_the_wire_give_the_history_and_intents_of_bars_made_in_process() -> None:
-    # Independent check: the actors unpickle bars (five fields in one read-only block, picked
-    # with one gather); in process they are separate columns. A runner on a subset of the
+    # Independent check: the actors unpickle bars (five fields in one read-only block); in
+    # process a bar is a writable block, and a bar built from five columns has none (picked
+    # field by field, the fallback). A runner on a subset of the
     # feed's symbols, in another order, capped so the history also moves: the same history,
     # intents and targets every bar.
     panel = _load("ORCL", "NVDA", "YHOO")
     cfg = SimConfig(fill="close", size_pct=0.45)
     runners = [StrategyRunner(get_strategy("sma_crossover")(fast=5, slow=20), "s1",
-                              ("YHOO", "ORCL"), cfg, max_history=60) for _ in range(2)]  # fmt: skip
-    engines = [PaperEngine(), PaperEngine()]
+                              ("YHOO", "ORCL"), cfg, max_history=60) for _ in range(3)]  # fmt: skip
+    engines = [PaperEngine(), PaperEngine(), PaperEngine()]
     for engine in engines:
         engine.open_account("s1", ("YHOO", "ORCL"), cfg)
     n_intents = 0
     for t in range(600):
         plain = bar_slice(panel, t)
         wired = pickle.loads(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL))
-        assert plain.block is None and wired.block is not None
+        columns = BarSlice(plain.index, plain.timestamp, plain.symbols, plain.open.copy(),
+                           plain.high.copy(), plain.low.copy(), plain.close.copy(),
+                           plain.volume.copy())  # fmt: skip
+        assert plain.block is not None and wired.block is not None and columns.block is None
         out = []
-        for runner, engine, bar in zip(runners, engines, (plain, wired), strict=True):
+        for runner, engine, bar in zip(runners, engines, (plain, wired, columns), strict=True):
             intents = runner.on_bar(bar, engine.on_bar(bar).fills_for("s1"))
             runner.apply_fills(engine.submit(intents, bar).fills)
             out.append([i.model_dump(exclude={"created_at"}) for i in intents])
-        assert out[0] == out[1]
+        assert out[0] == out[1] == out[2]
         n_intents += len(out[0])
-        a, b = (r.history.panel() for r in runners)
-        for name in ("open", "high", "low", "close", "volume"):
-            assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
+        a, *others = (r.history.panel() for r in runners)
+        for b in others:
+            for name in ("open", "high", "low", "close", "volume"):
+                assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
         assert runners[0].targets.tolist() == runners[1].targets.tolist()
+        assert runners[0].targets.tolist() == runners[2].targets.tolist()
     assert n_intents > 10
     assert runners[0].ledger.snapshot() == runners[1].ledger.snapshot()
+    assert runners[0].ledger.snapshot() == runners[2].ledger.snapshot()
 
 
 # ------------------------------------------------------------------ restarts
