@@ -144,7 +144,7 @@ class Risk(ActorShell):
         self._pending_closed: list[tuple[str, float]] = []
         self._after: dict[str, Any] | None = None  # the broker's last reported fill counts/quiet
         self._marked: int | None = None  # the last bar marked by this process
-        self._unmarked: tuple[BarSlice, BarReport] | None = None  # an open not marked yet
+        self._unmarked: tuple[Any, Any] | None = None  # an open not marked yet (bar, answer)
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
         rec = self._telemetry.recorder
@@ -169,16 +169,20 @@ class Risk(ActorShell):
         first, so nothing is decided (or reported) before the marks of the bar it belongs to."""
         with self._mutex:
             if self._unmarked is not None:
-                bar, report = self._unmarked
+                bar, answer = self._unmarked
                 self._unmarked = None
-                self._marks(bar, report)
+                answer = unpack(answer)
+                self._after = _after(answer)
+                self._marks(unpack(bar), answer["report"])
             yield
 
-    def _defer_marks(self, bar: BarSlice, report: BarReport) -> None:
+    def _defer_marks(self, bar: BarSlice | bytes, answer: dict[str, Any] | bytes) -> None:
         """Mark a bar the broker just opened after the answer has gone (the feed wants only
         the report: its hosts evaluate while risk marks): the wire thread does it once the
-        answer is out (``after_reply``), and any locked step before that does it first."""
-        self._unmarked = (bar, report)
+        answer is out (``after_reply``), and any locked step before that does it first.
+        ``bar`` and the broker's ``answer`` (``on_bar``'s or ``step``'s) may still be packed:
+        risk unpacks them then, not before it answers."""
+        self._unmarked = (bar, answer)
 
     def after_reply(self) -> None:
         """Once the wire's answer has gone (``actors.wire``): the marks ``_defer_marks`` left,
@@ -240,25 +244,27 @@ class Risk(ActorShell):
             if start is not None:
                 rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
-    def _broker(self, method: str, *args: Any) -> Any:
+    def _broker(self, method: str, *args: Any, packed: bool = False) -> Any:
         """A broker call on the wire (``actors.wire``), on the calling thread, resent while
-        the broker restarts (every broker call is idempotent). Under the lock."""
+        the broker restarts (every broker call is idempotent); its answer unpacked, or as the
+        broker packed it. Under the lock."""
         if self._broker_wire is None:
             self._broker_wire = WirePeer(BROKER, self._actor(BROKER), restart_wait_s=self._wait_s,
                                          timeout_s=self._timeout_s)  # fmt: skip
-        return unpack(self._broker_wire.call(method, *args))
+        answer = self._broker_wire.call(method, *args)
+        return answer if packed else unpack(answer)
 
     @ray.method(max_task_retries=0)
     def open_bar(self, bar: BarSlice | bytes) -> bytes:
         """Open bar t: ``broker.on_bar`` (docs/live.md step 2), then its marks. Used for a
         replay's first bar and after a pause, a paced gap or a kill; otherwise ``close_bar``
-        of the previous bar opens it. Returns, packed, ``{"report", "fill_counts", "state"}``.
+        of the previous bar opens it. Returns the broker's answer as it packed it,
+        ``{"report", "fill_counts", "quiet"}``: risk reads it after answering, to mark the bar.
         """
         with self._locked():
-            out = self._broker("on_bar", bar)
-            self._after = _after(out)
-            self._defer_marks(unpack(bar), out["report"])
-        return pack({**out, "state": self._global_state(), "after": self._after})
+            answer = self._broker("on_bar", bar, packed=True)
+            self._defer_marks(bar, answer)
+        return answer
 
     @ray.method(max_task_retries=0)
     def close_bar(
@@ -293,7 +299,7 @@ class Risk(ActorShell):
                 self._after = _after(out)
             self._pending_closed += self._book.apply_all([*out["events"], *out["fills"]])
             if out["report"] is not None:
-                self._defer_marks(unpack(next_bar), out["report"])
+                self._defer_marks(next_bar, out)
         return pack({
             "verdicts": verdicts, "fills": out["fills"], "report": out["report"],
             "fill_counts": out["fill_counts"], "state": self._global_state(),
