@@ -196,7 +196,7 @@ class Risk(ActorShell):
                 if since >= (GAUGE_LATE_S if marked else GAUGE_EVERY_S):
                     self._refresh_gauges()
         except Exception:  # the journal failed: rebuilt; close_bar marks the bar again
-            log.exception("marks of an opened bar failed")
+            log.exception("after an answer: the marks of an opened bar or the gauges failed")
         super().after_reply()
 
     def _ensure_marked(self, bar: BarSlice) -> None:
