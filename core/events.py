@@ -29,6 +29,7 @@ from pydantic import (
 from core.types import BadBarRule
 
 __all__ = [
+    "BAR_FIELDS",
     "BarDone",
     "BarProcessed",
     "BarQuarantined",
@@ -257,6 +258,10 @@ class Scope(BaseModel):
 
 
 # ------------------------------------------------------------------ bars
+#: A bar's fields, in the order of the rows of its block (``BarSlice.block``).
+BAR_FIELDS = ("open", "high", "low", "close", "volume")
+
+
 @dataclass(frozen=True, slots=True)
 class BarSlice:
     """Every symbol's bar at one timestamp of a feed: the unit the live runtime moves.
@@ -305,7 +310,7 @@ class BarSlice:
         unit, step = np.datetime_data(self.timestamp.dtype)
         block = self.block
         if block is None:
-            block = np.stack([self.open, self.high, self.low, self.close, self.volume])
+            block = np.stack([getattr(self, f) for f in BAR_FIELDS])
         stamp = int(self.timestamp.view(np.int64))
         return _bar_from_block, (self.index, stamp, f"{step}{unit}", self.symbols,
                                  block.astype(np.float64, copy=False).tobytes())  # fmt: skip

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.accounting_nb import ST_AVG, ST_POS
 from core.events import (
+    BAR_FIELDS,
     BarSlice,
     BrokerRejectReason,
     FillReason,
@@ -139,9 +140,6 @@ class BarContext:
         return cls(bar.index, np.datetime64(bar.timestamp, "us"), bar.time)
 
 
-_FIELDS = ("open", "high", "low", "close", "volume")  # the order of a bar block's rows
-
-
 class Prices:
     """One bar's fields in an account's symbol order (NaN where the bar lacks the symbol)."""
 
@@ -153,7 +151,7 @@ class Prices:
             self.block = bar.block if idx is None else bar.block.take(idx, axis=1)
             self.open, self.high, self.low, self.close, self.volume = self.block
             return
-        for name in _FIELDS:
+        for name in BAR_FIELDS:
             arr = getattr(bar, name)
             if complete:  # every symbol is in the feed: one gather
                 arr = np.asarray(arr, dtype=np.float64).take(idx)

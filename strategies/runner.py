@@ -16,7 +16,14 @@ import numpy as np
 
 from core.accounting_nb import ST_POS
 from core.errors import ConfigError, RaytraderError, StrategyError
-from core.events import BarSlice, FillReason, OrderFilled, OrderIntent, make_client_order_id
+from core.events import (
+    BAR_FIELDS,
+    BarSlice,
+    FillReason,
+    OrderFilled,
+    OrderIntent,
+    make_client_order_id,
+)
 from core.fills_nb import target_shares_nb
 from core.ledger import Ledger, LedgerError
 from core.panel import WidePanel
@@ -29,7 +36,6 @@ from strategies.base import Strategy
 __all__ = ["BarHistory", "StrategyRunner", "replay_in_process"]
 
 _STOPS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)
-_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 class BarHistory:
@@ -41,7 +47,7 @@ class BarHistory:
         self.max_len = max_len
         cap = max(capacity, 2 * max_len if max_len else 1)
         self._ts = np.empty(cap, dtype="datetime64[us]")
-        self._data = np.empty((len(_FIELDS), cap, len(symbols)))  # field, bar, symbol
+        self._data = np.empty((len(BAR_FIELDS), cap, len(symbols)))  # field, bar, symbol
         self._start = 0
         self._stop = 0
         self._start_before = 0  # where the view started before the last append
@@ -56,10 +62,10 @@ class BarHistory:
         self._start_before = self._start
         i = self._stop
         self._ts[i] = ts
-        if px.block is not None:  # the fields in _FIELDS order: one store
+        if px.block is not None:  # the fields in BAR_FIELDS order: one store
             self._data[:, i] = px.block
         else:
-            for k, f in enumerate(_FIELDS):
+            for k, f in enumerate(BAR_FIELDS):
                 self._data[k, i] = getattr(px, f)
         self._stop += 1
         if self.max_len is not None and len(self) > self.max_len:
