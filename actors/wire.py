@@ -44,7 +44,7 @@ from typing import Any
 from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync
 
 __all__ = [
-    "Endpoint", "PeerBase", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply",
+    "Endpoint", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply",
 ]  # fmt: skip
 
 log = logging.getLogger("raytrader.wire")
@@ -207,8 +207,8 @@ def reply(ok: bool, value: Any) -> bytes:
 
 
 # ---------------------------------------------------------------------- client
-class PeerBase:
-    """What every caller's end holds (``WirePeer``).
+class WirePeer:
+    """The caller's end of one actor's wire; one call at a time (a lock keeps it so).
 
     Args:
         name: the actor's name (for messages).
@@ -223,14 +223,6 @@ class PeerBase:
         self._wait_s = restart_wait_s
         self._timeout_s = timeout_s
         self._pid: int | None = None  # the process the connection reaches
-
-
-class WirePeer(PeerBase):
-    """The caller's end of one actor's wire; one call at a time (a lock keeps it so).
-    Arguments as ``PeerBase``'s."""
-
-    def __init__(self, name: str, handle: Any, *, restart_wait_s: float, timeout_s: float) -> None:
-        super().__init__(name, handle, restart_wait_s=restart_wait_s, timeout_s=timeout_s)
         self._sock: socket.socket | None = None
         self.lock = threading.Lock()
 
