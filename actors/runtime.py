@@ -62,7 +62,8 @@ def actor_options(name: str) -> dict[str, Any]:
 
 
 def connect() -> None:
-    """Connect once: the cluster at ``RAY_ADDRESS`` if set, else Ray in this process."""
+    """Connect once: the cluster at ``RAY_ADDRESS`` if set, else Ray in this process (whose
+    helper processes then run at nice 19: ``actors.background``)."""
     import ray
 
     if ray.is_initialized():
@@ -75,6 +76,9 @@ def connect() -> None:
     else:
         ray.init(namespace=NAMESPACE, include_dashboard=False, logging_level="warning",
                  log_to_driver=False, configure_logging=False)  # fmt: skip
+        from actors.background import yield_helpers
+
+        yield_helpers()  # Ray's monitors run between bars, not inside them
 
 
 def fingerprint(config: RunConfig, journal_path: str) -> str:
