@@ -114,6 +114,10 @@ class DataFeed(ActorShell):
         self._opened: tuple[int, Any, bytes, Any, dict[str, int]] | None = None  # bar t, open
         self._after: tuple[int, dict[str, Any]] | None = None  # risk's "after" for bar t's open
         self._dropped = 0
+        self._due_ns: int | None = None  # a bar a warm-up delayed: when it was due (wall ns)
+        self._last_wire: bytes | None = None  # the last bar emitted, packed: what hosts warm on
+        self._warm_ups = {"done": 0, "late": 0, "skipped": 0}  # late: ended after the due time
+        self._hosts_ns: dict[int, int] = {}
         self._early = {"evaluated": 0, "reevaluated": 0}  # runtime.early_hosts, counted
 
     # ------------------------------------------------------------------ control
@@ -185,7 +189,7 @@ class DataFeed(ActorShell):
                 t = self._next
                 delay = self._source.delay(t, speed)
                 if delay and last_emit is not None:
-                    time.sleep(max(0.0, last_emit + delay - time.monotonic()))
+                    self._wait_until(last_emit + delay, delay)
                 last_emit = time.monotonic()
                 self._bar(t, chain=speed == "max")
                 self._next = t + 1
@@ -196,6 +200,36 @@ class DataFeed(ActorShell):
             self._state = FeedState.FAILED
             log.error("replay failed at %s", self._error)
 
+    def _wait_until(self, due: float, spacing: float) -> None:
+        """Sleep until a paced bar is due (``time.monotonic``). ``runtime.warm_before_ms``
+        before that, when bars are at least twice as far apart, every host runs its bar path
+        on the last bar (``_warm``): a paced bar otherwise finds every process cold
+        (docs/live.md, "Cold bars"). A warm-up that ends after ``due`` delays the bar, so
+        that bar's latency counts from ``due``, not from its emission."""
+        lead = self._runtime.warm_before_ms / 1e3
+        if lead and spacing >= 2 * lead and self._last_wire is not None:
+            start = due - lead - time.monotonic()
+            if start <= 0:  # the last bar took the time: warming now would delay this one
+                self._warm_ups["skipped"] += 1
+            else:
+                time.sleep(start)
+                self._warm(self._last_wire)
+                self._warm_ups["done"] += 1
+                late = time.monotonic() - due
+                if late > 0:
+                    self._warm_ups["late"] += 1
+                    self._due_ns = time.time_ns() - round(late * 1e9)
+        time.sleep(max(0.0, due - time.monotonic()))
+
+    def _warm(self, wire: bytes) -> None:
+        """``host.warm`` on every host with the last bar, which changes nothing. Best effort:
+        a host that is down is not waited for (the bar's own call waits for it)."""
+        calls = [(self._wire(host_name(sid)), "warm", (wire,)) for sid in self._hosts]
+        try:
+            call_all(calls, retry=False)
+        except Exception as exc:  # a warm-up never fails the replay
+            log.debug("warm-up skipped: %s: %s", type(exc).__name__, exc)
+
     def _emit(self, t: int) -> tuple[Any, bytes]:
         """Bar t validated (docs/live.md step 1), its quarantines journaled; (bar, wire)."""
         with self._source_lock:
@@ -203,7 +237,9 @@ class DataFeed(ActorShell):
         if emitted.quarantined:
             self._telemetry.append(emitted.quarantined, dedup_keys=emitted.keys)
         if len(self._emit_ns) < _TIMINGS_KEPT:
-            self._emit_ns[t] = time.time_ns()
+            now, due = time.time_ns(), self._due_ns
+            self._emit_ns[t] = now if due is None else min(now, due)
+        self._due_ns = None
         return emitted.bar, pack(emitted.bar)  # serialized once for every receiver
 
     def _bar(self, t: int, *, chain: bool) -> None:
@@ -224,6 +260,8 @@ class DataFeed(ActorShell):
             calls.append(self._host_call(sid, wire, fills, counts.get(sid), again))
             called.append(sid)
         answers.update(zip(called, call_all(calls), strict=True))
+        if len(self._hosts_ns) < _TIMINGS_KEPT:
+            self._hosts_ns[t] = time.time_ns()
         intents = [  # the hosts' order, however they were called; passed on still packed
             answers[sid]["intents"] for sid in self._hosts
             if sid in answers and answers[sid]["intents"]
@@ -241,6 +279,7 @@ class DataFeed(ActorShell):
         if len(self._done_ns) < _TIMINGS_KEPT:
             self._done_ns[t] = time.time_ns()
         self._opened = None
+        self._last_wire = wire
         if nxt is not None and out["report"] is not None:
             self._opened = (t + 1, nxt[0], nxt[1], out["report"], out["fill_counts"])
 
@@ -395,6 +434,7 @@ class DataFeed(ActorShell):
             "symbols": len(self._source.symbols), "speed": self._config.feed.speed,
             "quarantined": self._source.quarantine_counts, "error": self._error,
             "intents_dropped": self._dropped, "early_hosts": dict(self._early),
+            "warm_ups": dict(self._warm_ups),
             "current_ts": str(ts[min(self._next, n) - 1])[:19] if self._next else None,
         }  # fmt: skip
 
@@ -418,5 +458,7 @@ class DataFeed(ActorShell):
         return [str(t) for t in self._source.panel.timestamps]
 
     def timings(self) -> dict[str, dict[int, int]]:
-        """Wall ns per bar: ``emit`` (before broker.on_bar) and ``done`` (bar_done committed)."""
-        return {"emit": dict(self._emit_ns), "done": dict(self._done_ns)}
+        """Wall ns per bar: ``emit`` (the bar emitted, or due when a warm-up delayed it),
+        ``hosts`` (every host answered) and ``done`` (bar_done committed)."""
+        return {"emit": dict(self._emit_ns), "hosts": dict(self._hosts_ns),
+                "done": dict(self._done_ns)}  # fmt: skip

@@ -63,7 +63,7 @@ class StrategyHost(ActorShell):
         journal_path: the journal file.
     """
 
-    WIRE_METHODS = frozenset({"on_bar"})
+    WIRE_METHODS = frozenset({"on_bar", "warm"})
 
     def __init__(
         self,
@@ -207,6 +207,18 @@ class StrategyHost(ActorShell):
             self._counts["discarded_paused"] += len(intents)
             return self._answer([])
         return self._answer(intents)
+
+    @exclusive
+    def warm(self, bar: BarSlice | bytes) -> None:
+        """Run the bar path on ``bar`` (the last bar, may be packed) changing nothing
+        (``StrategyRunner.warm``): a paced feed calls it just before the next bar is due
+        (``runtime.warm_before_ms``). An error is only logged: the bar itself meets it."""
+        try:
+            bar = unpack(bar)
+            if evaluates(self._state):
+                self._runner.warm(bar)
+        except Exception as exc:  # strategy code: the bar itself will fail it
+            log.debug("%s: warm-up failed: %s", self._name, exc)
 
     def _answer(self, intents: list[OrderIntent]) -> dict[str, Any]:
         return {"state": self._state.value, "intents": pack(intents) if intents else ()}

@@ -343,10 +343,13 @@ def _settle(
             attempt, sent = attempt + 1, False
 
 
-def call_all(calls: list[tuple[WirePeer, str, tuple[Any, ...]]]) -> list[Any]:
+def call_all(
+    calls: list[tuple[WirePeer, str, tuple[Any, ...]]], *, retry: bool = True
+) -> list[Any]:
     """Send every ``(peer, method, args)`` first, then collect the answers in order: the
     callees work in parallel. A call whose actor is down is resent with ``WirePeer.call``'s
-    rules; the first application error is raised after every call has answered."""
+    rules (``retry`` False: ``ActorDownError`` at once); the first application error is
+    raised after every call has answered."""
     started = time.monotonic()
     locks = [peer.lock for peer, _, _ in calls]
     for lock in locks:
@@ -356,7 +359,7 @@ def call_all(calls: list[tuple[WirePeer, str, tuple[Any, ...]]]) -> list[Any]:
         sent = []
         for peer, method, args in calls:
             try:
-                peer.send(method, args, started)
+                peer.send(method, args, started, retry=retry)
                 sent.append(True)
             except WireError:
                 sent.append(False)
@@ -364,7 +367,7 @@ def call_all(calls: list[tuple[WirePeer, str, tuple[Any, ...]]]) -> list[Any]:
         failed: BaseException | None = None
         for (peer, method, args), was_sent in zip(calls, sent, strict=True):
             try:
-                out.append(_settle(peer, method, args, started, retry=True, sent=was_sent))
+                out.append(_settle(peer, method, args, started, retry=retry, sent=was_sent))
             except Exception as exc:  # the method raised: report it once all have answered
                 if isinstance(exc, ActorDownError | CallTimeoutError):
                     raise

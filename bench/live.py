@@ -11,14 +11,17 @@ the next bar's open) -> risk marks -> bar_done, journaled (docs/live.md).
 Two runs through the actors: as fast as possible (throughput; a bar waits for the one before
 it, so its latency includes that queue) and paced, a daily bar every ``--paced-ms`` (25 ms
 by default, three times that over a weekend): each bar finds the system idle, so the latency
-is the system's reaction time to a bar, which is what a live feed sees.
+is the system's reaction time to a bar, which is what a live feed sees. The paced run goes
+twice: with the hosts warming up ``runtime.warm_before_ms`` before each bar (the default;
+``--warm-ms``) and without (docs/live.md, "Cold bars").
 
 Latency, defined: **bar-to-journaled-fill** is, for each bar t on which some order filled,
 the wall time from the feed emitting bar t (validated, handed to the ``risk.close_bar`` call of
-bar t-1 that opens it at the broker) to the broker's journal commit of bar t's first fill; with
-``fill=close`` the order decided on bar t's close fills in bar t, so the figure covers the
-whole path (the bar's open at the broker, risk marks, host evaluation, risk gate, broker fill,
-journal). **Bar cycle** is emission to the ``bar_done`` commit, every bar.
+bar t-1 that opens it at the broker, or to ``risk.open_bar`` when paced; from the time it was
+due when a warm-up ended late and delayed it) to the broker's journal commit of bar t's first
+fill; with ``fill=close`` the order decided on bar t's close fills in bar t, so the figure
+covers the whole path (the bar's open at the broker, risk marks, host evaluation, risk gate,
+broker fill, journal). **Bar cycle** is emission to the ``bar_done`` commit, every bar.
 
 References from the same run: ``replay_in_process`` (runners and one ``PaperEngine``, one
 process, no journal), and the same loop appending the journal rows the actors write (broker
@@ -132,9 +135,11 @@ def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
         topo.stop()
     cycle = [(emit["done"][t] - emit["emit"][t]) / 1e9 for t in emit["done"]]
     to_fill = [(ns - emit["emit"][t]) / 1e9 for t, ns in fills.items() if t in emit["emit"]]
+    to_hosts = [(emit["hosts"][t] - emit["emit"][t]) / 1e9 for t in fills if t in emit["hosts"]]
     equity = sum(a["equity"] for a in accounts.values())
     return {"elapsed": status["elapsed_s"], "cycle": cycle, "to_fill": to_fill, "equity": equity,
-            "state": status["state"]}  # fmt: skip
+            "state": status["state"], "warm_ups": status["warm_ups"],
+            "to_hosts": to_hosts}  # fmt: skip
 
 
 def _row(name: str, res: dict[str, Any], n_bars: int, n_symbols: int) -> list[str]:
@@ -163,13 +168,16 @@ def main() -> None:
     parser.add_argument("--paced-ms", type=float, default=25.0,
                         help="spacing of a daily bar in the paced run (0: no paced run)")
     parser.add_argument("--paced-bars", type=int, default=400)
+    parser.add_argument("--warm-ms", type=float, default=None,
+                        help="runtime.warm_before_ms of the paced run (default: the config's); "
+                             "a second paced run without warm-ups is shown beside it")  # fmt: skip
     args = parser.parse_args()
     config = w5_config(args.bars, args.hosts)
     panel = load_source(config.feed.data).panel
     console = Console(width=160)
     console.print(__doc__.split("\n\n")[1])
     connect()
-    paced = None
+    paced: dict[float, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ref = in_process(config, panel, None)
         ref_j = in_process(config, panel, Path(tmp))
@@ -177,8 +185,12 @@ def main() -> None:
         if args.paced_ms > 0:  # a day's bar every paced_ms: the system is idle when it comes
             speed = 86_400 / (args.paced_ms / 1e3)
             paced_cfg = w5_config(args.paced_bars, args.hosts, speed=speed)
-            (Path(tmp) / "paced").mkdir()
-            paced = through_actors(paced_cfg, Path(tmp) / "paced")
+            warm = paced_cfg.runtime.warm_before_ms if args.warm_ms is None else args.warm_ms
+            for lead in (warm, 0.0) if warm else (0.0,):
+                runtime = paced_cfg.runtime.model_copy(update={"warm_before_ms": lead})
+                (Path(tmp) / f"paced{lead}").mkdir()
+                paced[lead] = through_actors(paced_cfg.model_copy(update={"runtime": runtime}),
+                                             Path(tmp) / f"paced{lead}")  # fmt: skip
     n, m = panel.n_bars, panel.n_symbols
     table = Table(title=f"W5: {args.hosts} hosts x {PER_HOST} symbols, {n:,} bars ({n * m:,} "
                         "symbol-bars), fill=close")  # fmt: skip
@@ -189,12 +201,19 @@ def main() -> None:
     table.add_row(*_row("one process, no journal (replay_in_process)", ref, n, m))
     table.add_row(*_row("one process + the same journal rows", ref_j, n, m))
     table.add_row(*_row(f"actors, as fast as possible ({actors['state']})", actors, n, m))
-    if paced is not None:
-        row = _row(f"actors, paced: a daily bar every {args.paced_ms:g} ms ({paced['state']})",
-                   paced, args.paced_bars, m)  # fmt: skip
+    for lead, res in paced.items():
+        how = f"hosts warm {lead:g} ms before" if lead else "no warm-up"
+        row = _row(f"actors, paced: a daily bar every {args.paced_ms:g} ms, {how} "
+                   f"({res['state']})", res, args.paced_bars, m)  # fmt: skip
         row[1:4] = ["-", "-", "-"]  # the pace sets these, not the system
         table.add_row(*row)
     console.print(table)
+    for lead, res in paced.items():
+        hosts = np.array(res["to_hosts"]) * 1e3
+        console.print(
+            f"paced, warm-up {lead:g} ms: bar to every host answered p50 {np.median(hosts):.2f} "
+            f"p99 {np.percentile(hosts, 99):.2f} ms (bars with fills); warm-ups {res['warm_ups']}"
+        )
     console.print(
         f"actor-system overhead: {actors['elapsed'] / ref['elapsed']:.1f}x the one-process "
         f"replay, {actors['elapsed'] / ref_j['elapsed']:.1f}x with its journal; targets: "

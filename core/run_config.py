@@ -209,6 +209,10 @@ class RuntimeConfig(_Frozen):
     open cannot touch (no open order, no position a stop could close) while the broker
     opens it, instead of after; the feed checks the open's report and has any host the
     open did touch size its orders again. Same trades either way; off to compare.
+
+    ``warm_before_ms``: when paced bars are at least twice this far apart, every host runs
+    its bar path on the last bar (changing nothing) this long before the next one is due, so
+    the bar does not find them cold (docs/live.md, "Cold bars"). 0: off. Same trades either way.
     """
 
     on_risk_down: Literal["buffer", "drop"] = "buffer"
@@ -216,6 +220,7 @@ class RuntimeConfig(_Frozen):
     call_timeout_s: float = Field(60.0, gt=0, le=3600)
     restart_wait_s: float = Field(60.0, gt=0, le=3600)
     early_hosts: bool = True
+    warm_before_ms: float = Field(6.0, ge=0, le=60_000)
 
 
 class RunConfig(_Frozen):

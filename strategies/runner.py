@@ -204,6 +204,17 @@ class StrategyRunner:
         self._last_intents = self._decide(row, close, stopped, bar)
         return list(self._last_intents)
 
+    def warm(self, bar: BarSlice) -> None:
+        """Run the bar path's code on ``bar`` (the last bar handled) changing no state: its
+        prices, the strategy's newest weights on the history held, the equity. A paced feed
+        has hosts do it just before a bar is due, so the bar finds code and data in cache
+        (docs/live.md, "Cold bars"); ``target_weights`` is a pure function of the panel, so
+        one more call changes nothing."""
+        self._selector.prices(bar)
+        if len(self.history):
+            self.strategy.checked_last_weights(self.history.panel())
+        self.ledger.equity()
+
     def _last_row(self, bar: BarSlice) -> np.ndarray:
         """The strategy's weights for the newest bar, evaluated on the history held."""
         try:

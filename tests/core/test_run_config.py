@@ -28,6 +28,7 @@ def test_a_minimal_config_takes_the_documented_defaults() -> None:
     assert cfg.feed.speed == "max"
     assert cfg.feed.data.bad_bars is BadBarPolicy.REJECT  # live: quarantine, trade on
     assert cfg.runtime.on_risk_down == "buffer"
+    assert cfg.runtime.warm_before_ms == 6.0  # hosts warm up 6 ms before a paced bar
     assert cfg.broker.kind == "paper" and cfg.broker.paper_options().fill_probability == 1.0
     assert cfg.journal.path is None and cfg.strategies[0].sim.cash == 100_000.0
 
@@ -65,6 +66,8 @@ def test_an_unknown_strategy_lists_the_known_ones() -> None:
         ({"strategies": [SMA], "runtime": {"on_risk_down": "panic"}}, "runtime.on_risk_down",
          "'buffer' or 'drop'"),
         ({"strategies": [SMA], "risk": {"max_leverage": -1}}, "risk.max_leverage", "greater"),
+        ({"strategies": [SMA], "runtime": {"warm_before_ms": -1}}, "runtime.warm_before_ms",
+         "greater than or equal to 0"),
         ({"strategies": [SMA], "brokr": {}}, "brokr", "Extra inputs"),
         ({"strategies": [{**SMA, "sim": {"fill": "later"}}]}, "strategies[0].sim.fill", "close"),
         ({"strategies": []}, "strategies", "at least 1"),

@@ -210,6 +210,39 @@ def test_bars_off_the_wire_give_the_history_and_intents_of_bars_made_in_process(
     assert runners[0].ledger.snapshot() == runners[2].ledger.snapshot()
 
 
+@pytest.mark.parametrize(("name", "params", "files", "cfg"), [
+    ("sma_crossover", {}, ("ORCL",), SimConfig(stop_loss_pct=5.0)),
+    ("momentum", {"lookback": 63, "top_k": 2, "rebalance_every": 21},
+     ("ORCL", "NVDA", "YHOO"), SimConfig(size_pct=0.95)),
+])  # fmt: skip
+def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> None:
+    # Independent check: the same replay twice, one runner warmed on the last bar before
+    # every bar (what a paced feed has hosts do), and once before its first bar (no
+    # history yet): intents, targets, history, ledger and snapshot equal every bar.
+    panel = _load(*files)
+    strategy = get_strategy(name)(**params)
+    runners = [StrategyRunner(strategy, "s1", panel.symbols, cfg) for _ in range(2)]
+    engines = [PaperEngine(), PaperEngine()]
+    for engine in engines:
+        engine.open_account("s1", panel.symbols, cfg)
+    n_intents = 0
+    for t in range(1500):
+        bar = bar_slice(panel, t)
+        runners[1].warm(bar_slice(panel, max(t - 1, 0)))
+        out = []
+        for runner, engine in zip(runners, engines, strict=True):
+            intents = runner.on_bar(bar, engine.on_bar(bar).fills_for("s1"))
+            runner.apply_fills(engine.submit(intents, bar).fills)
+            out.append([i.model_dump(exclude={"created_at"}) for i in intents])
+        assert out[0] == out[1]
+        n_intents += len(out[0])
+        assert runners[0].targets.tolist() == runners[1].targets.tolist()
+        assert runners[0].snapshot() == runners[1].snapshot()
+    assert n_intents > 5
+    assert runners[0].history.panel().close.tobytes() == runners[1].history.panel().close.tobytes()
+    assert engines[0].ledger("s1").trades() == engines[1].ledger("s1").trades()
+
+
 # ------------------------------------------------------------------ restarts
 def _load(*names: str) -> WidePanel:
     return load_wide([DATA / f"{n}.csv" for n in names])[0]
