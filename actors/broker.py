@@ -11,6 +11,7 @@ rebuilds every sub-account from the journal's broker events and the feed's histo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ from core.run_config import RunConfig, StrategyConfig
 
 __all__ = ["BROKER_KINDS", "Broker", "is_not_approved"]
 
+log = logging.getLogger("raytrader.broker")
+
 SOURCE = "broker"
 BROKER_KINDS = (
     EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED, EventKind.ORDER_REJECTED,
@@ -82,7 +85,7 @@ class Broker(ActorShell):
     """
 
     #: Risk, the broker's only caller, reaches it on the wire (``actors.wire``).
-    WIRE_METHODS = frozenset({"on_bar", "step", "submit", "cancel", "open_account"})
+    WIRE_METHODS = frozenset({"on_bar", "step", "submit", "cancel", "open_account", "warm"})
 
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._mutex = threading.RLock()  # the wire's threads and Ray's take turns
@@ -127,6 +130,14 @@ class Broker(ActorShell):
             raise
 
     # ------------------------------------------------------------------ the bar
+    @exclusive
+    def warm(self, bar: BarSlice | bytes) -> None:
+        """``PaperEngine.warm`` on ``bar`` (the last bar, may be packed): changes nothing."""
+        try:
+            self._engine.warm(unpack(bar))
+        except Exception as exc:  # the bar itself will meet it
+            log.debug("broker: warm-up failed: %s", exc)
+
     @ray.method(max_task_retries=0)
     @exclusive
     def on_bar(self, bar: BarSlice | bytes) -> bytes:

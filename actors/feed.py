@@ -222,9 +222,11 @@ class DataFeed(ActorShell):
         time.sleep(max(0.0, due - time.monotonic()))
 
     def _warm(self, wire: bytes) -> None:
-        """``host.warm`` on every host with the last bar, which changes nothing. Best effort:
-        a host that is down is not waited for (the bar's own call waits for it)."""
-        calls = [(self._wire(host_name(sid)), "warm", (wire,)) for sid in self._hosts]
+        """``warm`` on risk (which passes it to the broker) and every host with the last bar,
+        which changes nothing. Best effort: an actor that is down is not waited for (the
+        bar's own calls wait for it)."""
+        calls = [(self._wire(RISK), "warm", (wire,))]  # risk warms the broker on its way
+        calls += [(self._wire(host_name(sid)), "warm", (wire,)) for sid in self._hosts]
         try:
             call_all(calls, retry=False)
         except Exception as exc:  # a warm-up never fails the replay

@@ -102,7 +102,7 @@ class Risk(ActorShell):
     """
 
     #: The feed reaches risk's per-bar calls on the wire (``actors.wire``).
-    WIRE_METHODS = frozenset({"open_bar", "close_bar"})
+    WIRE_METHODS = frozenset({"open_bar", "close_bar", "warm"})
 
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint
@@ -253,6 +253,14 @@ class Risk(ActorShell):
                                          timeout_s=self._timeout_s)  # fmt: skip
         answer = self._broker_wire.call(method, *args)
         return answer if packed else unpack(answer)
+
+    def warm(self, bar: bytes) -> None:
+        """Before a paced bar: the book's view, and the broker's ``warm`` on the last bar;
+        changes nothing."""
+        with self._mutex:
+            unpack(bar)
+            self._book.view()
+            self._broker("warm", bar)
 
     @ray.method(max_task_retries=0)
     def open_bar(self, bar: BarSlice | bytes) -> bytes:

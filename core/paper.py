@@ -238,6 +238,14 @@ class PaperEngine:
         self._last_bar, self._last_index, self._last_report, self._ctx = bar, bar.index, report, ctx
         return report
 
+    def warm(self, bar: BarSlice) -> None:
+        """Run the cheap part of a bar's path on ``bar`` changing no state (each account's
+        prices and equity): a paced feed has it done just before a bar is due."""
+        BarContext.of(bar)
+        for account in self._accounts.values():
+            account.prices(bar)
+            account.ledger.equity()
+
     def _account_bar(
         self, account: SubAccount, bar: BarSlice, ctx: BarContext, events: list
     ) -> None:

@@ -210,9 +210,10 @@ class RuntimeConfig(_Frozen):
     opens it, instead of after; the feed checks the open's report and has any host the
     open did touch size its orders again. Same trades either way; off to compare.
 
-    ``warm_before_ms``: when paced bars are at least twice this far apart, every host runs
-    its bar path on the last bar (changing nothing) this long before the next one is due, so
-    the bar does not find them cold (docs/live.md, "Cold bars"). 0: off. Same trades either way.
+    ``warm_before_ms``: when paced bars are at least twice this far apart, the hosts, risk
+    and the broker run their bar path on the last bar (changing nothing) this long before
+    the next one is due, so the bar does not find them cold (docs/live.md, "Cold bars").
+    0: off. Same trades either way.
     """
 
     on_risk_down: Literal["buffer", "drop"] = "buffer"

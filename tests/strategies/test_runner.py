@@ -216,9 +216,10 @@ def test_bars_off_the_wire_give_the_history_and_intents_of_bars_made_in_process(
      ("ORCL", "NVDA", "YHOO"), SimConfig(size_pct=0.95)),
 ])  # fmt: skip
 def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> None:
-    # Independent check: the same replay twice, one runner warmed on the last bar before
-    # every bar (what a paced feed has hosts do), and once before its first bar (no
-    # history yet): intents, targets, history, ledger and snapshot equal every bar.
+    # Independent check: the same replay twice, one runner and its paper engine warmed on
+    # the last bar before every bar (what a paced feed has hosts and the broker do), and once
+    # before the first bar (no history yet): intents, targets, history, ledger, snapshot,
+    # the engine's reports and trades equal every bar.
     panel = _load(*files)
     strategy = get_strategy(name)(**params)
     runners = [StrategyRunner(strategy, "s1", panel.symbols, cfg) for _ in range(2)]
@@ -229,13 +230,16 @@ def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> 
     for t in range(1500):
         bar = bar_slice(panel, t)
         runners[1].warm(bar_slice(panel, max(t - 1, 0)))
+        engines[1].warm(bar_slice(panel, max(t - 1, 0)))
         out = []
         for runner, engine in zip(runners, engines, strict=True):
-            intents = runner.on_bar(bar, engine.on_bar(bar).fills_for("s1"))
+            report = engine.on_bar(bar)
+            intents = runner.on_bar(bar, report.fills_for("s1"))
             runner.apply_fills(engine.submit(intents, bar).fills)
-            out.append([i.model_dump(exclude={"created_at"}) for i in intents])
+            out.append(([i.model_dump(exclude={"created_at"}) for i in intents],
+                        report.equity, [e.model_dump() for e in report.events]))  # fmt: skip
         assert out[0] == out[1]
-        n_intents += len(out[0])
+        n_intents += len(out[0][0])
         assert runners[0].targets.tolist() == runners[1].targets.tolist()
         assert runners[0].snapshot() == runners[1].snapshot()
     assert n_intents > 5
