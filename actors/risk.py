@@ -244,23 +244,27 @@ class Risk(ActorShell):
             if start is not None:
                 rec.set(mn.DAY_START_EQUITY, start[1], scope=label)
 
-    def _broker(self, method: str, *args: Any, packed: bool = False) -> Any:
+    def _broker(self, method: str, *args: Any, packed: bool = False, retry: bool = True) -> Any:
         """A broker call on the wire (``actors.wire``), on the calling thread, resent while
-        the broker restarts (every broker call is idempotent); its answer unpacked, or as the
-        broker packed it. Under the lock."""
+        the broker restarts (every broker call is idempotent; ``retry`` False: not waited
+        for); its answer unpacked, or as the broker packed it. Under the lock."""
         if self._broker_wire is None:
             self._broker_wire = WirePeer(BROKER, self._actor(BROKER), restart_wait_s=self._wait_s,
                                          timeout_s=self._timeout_s)  # fmt: skip
-        answer = self._broker_wire.call(method, *args)
+        answer = self._broker_wire.call(method, *args, retry=retry)
         return answer if packed else unpack(answer)
 
     def warm(self, bar: bytes) -> None:
         """Before a paced bar: the book's view, and the broker's ``warm`` on the last bar;
-        changes nothing."""
+        changes nothing. Best effort: a broker that is down is not waited for (the lock is
+        held, and the bar's own call will wait)."""
         with self._mutex:
-            unpack(bar)
-            self._book.view()
-            self._broker("warm", bar)
+            try:
+                unpack(bar)
+                self._book.view()
+                self._broker("warm", bar, retry=False)
+            except Exception as exc:  # a warm-up never fails anything
+                log.debug("risk: warm-up skipped: %s: %s", type(exc).__name__, exc)
 
     @ray.method(max_task_retries=0)
     def open_bar(self, bar: BarSlice | bytes) -> bytes:

@@ -99,6 +99,32 @@ def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
     check_like_uninterrupted(cfg, topo)
 
 
+@pytest.mark.parametrize("target", ["broker", "strategy:flip"])
+@pytest.mark.timeout(240)
+def test_a_kill_during_paced_warm_ups_changes_nothing(
+    live, tmp_path, target
+) -> None:
+    # Paced, a day's bar every 5 ms, warm-ups 2 ms before each: a kill lands while the feed
+    # warms up or between warm-ups (which do not wait for a dead actor: call_all with
+    # retry=False, tests/actors/test_wire.py), and the run ends as if uninterrupted.
+    from actors.runtime import start
+
+    cfg = config(STRATEGIES, FILES, tmp_path / "journal.sqlite", data=WINDOW,
+                 runtime={"warm_before_ms": 2.0})  # fmt: skip
+    cfg = cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 86_400 / 0.005})})
+    topo = start(cfg)
+    topo.feed.start.remote()
+    wait_for_bar(topo, KILL_AT_BAR)
+    print(f"\nrestart {target} by sigkill, paced: {kill(topo, target, 'sigkill')}")
+    status = topo.run()
+    assert status["state"] == "done", status
+    assert status["warm_ups"]["done"] > status["bars"] // 2
+    counts = assert_journal_invariants(topo.journal_path)
+    assert counts["bar_done"] == status["bars"]
+    check_ledgers(live, cfg, topo)
+    check_like_uninterrupted(cfg, topo)
+
+
 @pytest.mark.timeout(240)
 def test_with_drop_a_risk_outage_drops_intents_and_the_invariants_hold(live, tmp_path) -> None:
     # The flip host holds bar GATE_AT (tests.kit.live.Gate) while risk is SIGKILLed, so the

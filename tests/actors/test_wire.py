@@ -103,6 +103,17 @@ def test_without_retry_a_dead_actor_is_actor_down_at_once(ray_session, echo) -> 
     assert peer.call("echo", 2)["value"] == 2  # with retry, it waits for the restart
 
 
+@pytest.mark.timeout(120)
+def test_a_fan_out_without_retry_raises_actor_down_at_once(ray_session, echo) -> None:
+    peer = _peer(echo)
+    pid = ray_session.get(echo.pid.remote())
+    peer.call("echo", 0)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorDownError, match="'echo' unreachable"):  # with retry: the answer
+        call_all([(peer, "echo", (1,))], retry=False)
+    assert call_all([(peer, "echo", (2,))])[0]["value"] == 2  # with retry: after the restart
+
+
 @pytest.mark.timeout(60)
 def test_a_call_past_its_timeout_raises_and_its_late_answer_is_never_read(
     ray_session, echo
