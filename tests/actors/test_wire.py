@@ -92,12 +92,18 @@ def test_a_call_in_flight_when_the_actor_is_sigkilled_is_sent_again_after_the_re
     assert ray_session.get(echo.ran.remote()) == ["sleep"]  # the new process ran it once
 
 
-@pytest.mark.timeout(120)
-def test_without_retry_a_dead_actor_is_actor_down_at_once(ray_session, echo) -> None:
+def _connected_then_killed(ray_session, echo) -> WirePeer:
+    """A peer that has talked to ``echo``, whose process was then SIGKILLed."""
     peer = _peer(echo)
     pid = ray_session.get(echo.pid.remote())
     peer.call("echo", 0)
     os.kill(pid, signal.SIGKILL)
+    return peer
+
+
+@pytest.mark.timeout(120)
+def test_without_retry_a_dead_actor_is_actor_down_at_once(ray_session, echo) -> None:
+    peer = _connected_then_killed(ray_session, echo)
     with pytest.raises(ActorDownError, match="'echo' unreachable"):
         peer.call("echo", 1, retry=False)
     assert peer.call("echo", 2)["value"] == 2  # with retry, it waits for the restart
@@ -105,10 +111,7 @@ def test_without_retry_a_dead_actor_is_actor_down_at_once(ray_session, echo) -> 
 
 @pytest.mark.timeout(120)
 def test_a_fan_out_without_retry_raises_actor_down_at_once(ray_session, echo) -> None:
-    peer = _peer(echo)
-    pid = ray_session.get(echo.pid.remote())
-    peer.call("echo", 0)
-    os.kill(pid, signal.SIGKILL)
+    peer = _connected_then_killed(ray_session, echo)
     with pytest.raises(ActorDownError, match="'echo' unreachable"):  # with retry: the answer
         call_all([(peer, "echo", (1,))], retry=False)
     assert call_all([(peer, "echo", (2,))])[0]["value"] == 2  # with retry: after the restart
