@@ -28,6 +28,8 @@ HELPER_MARKERS = (
     "ray/_private/log_monitor.py",
     "ray/autoscaler/_private/monitor.py",
 )
+#: The lowest CPU priority, for work that must not delay a bar (also the journal actor's
+#: checkpoint thread).
 HELPER_NICE = 19
 _PROC = Path("/proc")
 

@@ -14,6 +14,7 @@ import os
 import threading
 from typing import Any
 
+from actors.background import HELPER_NICE
 from actors.common import ActorShell
 from core.events import EventKind
 from core.journal import Journal, OrderRow
@@ -68,7 +69,7 @@ class JournalReader(ActorShell):
         landed on whichever bar was in flight; at nice 19 it takes the idle time between
         bars, and still gets its share when a fast replay keeps every core busy."""
         with contextlib.suppress(OSError, AttributeError):  # not Linux: normal priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICE)
         while not self._stop.wait(every_s):
             try:
                 self._journal.checkpoint()

@@ -228,9 +228,9 @@ def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> 
         engine.open_account("s1", panel.symbols, cfg)
     n_intents = 0
     for t in range(1500):
-        bar = bar_slice(panel, t)
-        runners[1].warm(bar_slice(panel, max(t - 1, 0)))
-        engines[1].warm(bar_slice(panel, max(t - 1, 0)))
+        bar, last = bar_slice(panel, t), bar_slice(panel, max(t - 1, 0))
+        runners[1].warm(last)
+        engines[1].warm(last)
         out = []
         for runner, engine in zip(runners, engines, strict=True):
             report = engine.on_bar(bar)
