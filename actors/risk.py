@@ -390,14 +390,13 @@ class Risk(ActorShell):
 
     def _not_running(self, strategy_ids: set[str]) -> dict[str, StrategyState]:
         """The journaled lifecycle state of those strategies that are not RUNNING (read
-        incrementally: one query per call when nothing changed)."""
-        last = self._journal.last(EventKind.STRATEGY_STATE_CHANGED)
-        if last is not None and last.seq > self._states_seq:
+        incrementally: one query, no payload parsed, per call when nothing changed)."""
+        if self._journal.max_seq(EventKind.STRATEGY_STATE_CHANGED) > self._states_seq:
             for entry in self._journal.read([EventKind.STRATEGY_STATE_CHANGED],
                                             since_seq=self._states_seq):  # fmt: skip
                 event: StrategyStateChanged = entry.event  # type: ignore[assignment]
                 self._strategy_states[event.strategy_id] = event.new
-            self._states_seq = last.seq
+                self._states_seq = entry.seq
         return {
             sid: state for sid in strategy_ids
             if (state := self._strategy_states.get(sid, StrategyState.RUNNING))

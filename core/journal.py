@@ -448,10 +448,14 @@ class Journal:
             ).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def max_seq(self) -> int:
-        """The highest seq written so far (0 for an empty journal)."""
+    def max_seq(self, kind: EventKind | None = None) -> int:
+        """The highest seq written so far, of one kind if given (0 when there is none):
+        a cheap "did anything of this kind happen since" check (no payload is parsed)."""
+        sql, params = "SELECT max(seq) FROM events", []
+        if kind is not None:
+            sql, params = sql + " WHERE kind = ?", [EventKind(kind).value]
         with self._lock:
-            row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
+            row = self._conn.execute(sql, params).fetchone()
         return int(row[0] or 0)
 
     # ------------------------------------------------------------------ aggregates

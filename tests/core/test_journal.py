@@ -357,6 +357,11 @@ def test_rebuild_helpers(journal: Journal) -> None:
     last = journal.last(EventKind.STRATEGY_STATE_CHANGED, strategy="s1")
     assert last is not None and last.event.new is StrategyState.FAILED and last.seq == 6
     assert journal.last(EventKind.ORDER_CANCELED) is None
+    # seqs by hand: the seven rows above are 1..7 in the order appended
+    assert journal.max_seq(EventKind.STRATEGY_STATE_CHANGED) == 7
+    assert journal.max_seq(EventKind.BAR_DONE) == 4
+    assert journal.max_seq(EventKind.ORDER_CANCELED) == 0
+    assert journal.max_seq() == 7
 
 
 def test_orders_fold_decision_and_latest_status(journal: Journal) -> None:
