@@ -202,8 +202,9 @@ class DataFeed(ActorShell):
 
     def _wait_until(self, due: float, spacing: float) -> None:
         """Sleep until a paced bar is due (``time.monotonic``). ``runtime.warm_before_ms``
-        before that, when bars are at least twice as far apart, every host runs its bar path
-        on the last bar (``_warm``): a paced bar otherwise finds every process cold
+        before that, when bars are at least twice as far apart, every host, risk and the
+        broker run their bar path on the last bar (``_warm``): a paced bar otherwise finds
+        every process cold
         (docs/live.md, "Cold bars"). A warm-up that ends after ``due`` delays the bar, so
         that bar's latency counts from ``due``, not from its emission."""
         lead = self._runtime.warm_before_ms / 1e3
