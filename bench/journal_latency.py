@@ -1,7 +1,7 @@
 """``python -m bench.journal_latency``: journal append latency, p50/p99 (prints, asserts nothing).
 
 One ``append`` is one committed transaction of one event (a fill); one ``append_many`` is one
-transaction of a typical bar's 10 events (bar_processed, 3 verdicts, 3 fills, 3 risk marks).
+transaction of a typical bar's 8 events (bar_processed, 3 verdicts, 3 fills, the bar's risk marks).
 Configurations: ``synchronous=NORMAL`` (the default) and ``FULL`` with SQLite's automatic
 WAL checkpoint (every 1000 pages: an fsync on that one commit), and NORMAL with
 ``wal_autocheckpoint=0`` where another connection checkpoints every 100 appends, untimed (what
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from core.events import (
     OrderFilled,
     RiskMark,
     RiskMarkKind,
+    RiskMarks,
     RiskVerdict,
     Scope,
 )
@@ -55,8 +56,10 @@ def _bar_events(i: int) -> list[BaseModel]:
             decided_at=ts,
         ))  # fmt: skip
         events.append(_fill(i, k))
-        events.append(RiskMark(kind=RiskMarkKind.PEAK, scope=Scope.parse(f"strategy:s{k}"),
-                               value=1e5 + i, bar_index=i, day=date(2024, 1, 2)))  # fmt: skip
+    day = ts.date()
+    marks = tuple(RiskMark(kind=RiskMarkKind.PEAK, scope=Scope.parse(f"strategy:s{k}"),
+                           value=1e5 + i, bar_index=i, day=day) for k in range(3))  # fmt: skip
+    events.append(RiskMarks(bar_index=i, day=day, marks=marks))
     return events
 
 
@@ -93,7 +96,7 @@ def main() -> None:
             other.close()
         label = f"synchronous={sync:6} wal_autocheckpoint={auto:4}"
         print(f"{label}  append (1 event)        {_pct(singles)}")
-        print(f"{label}  append_many (10 events) {_pct(batches)}")
+        print(f"{label}  append_many (8 events)  {_pct(batches)}")
 
 
 if __name__ == "__main__":

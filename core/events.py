@@ -53,6 +53,7 @@ __all__ = [
     "OrderStatus",
     "RiskMark",
     "RiskMarkKind",
+    "RiskMarks",
     "RiskReason",
     "RiskVerdict",
     "Scope",
@@ -198,7 +199,8 @@ class EventKind(StrEnum):
     KILL_SWITCH_ENGAGED = "kill_switch_engaged"
     KILL_SWITCH_RELEASED = "kill_switch_released"
     LIMITS_CHANGED = "limits_changed"
-    RISK_MARK = "risk_mark"  # day-start equity or a new equity peak
+    RISK_MARK = "risk_mark"  # one mark a row: what schema version 1 wrote (still read)
+    RISK_MARKS = "risk_marks"  # every mark one bar called for, one row
     STRATEGY_STATE_CHANGED = "strategy_state_changed"
     STRATEGY_LAUNCHED = "strategy_launched"  # a strategy added to a running system
 
@@ -584,3 +586,23 @@ class RiskMark(_Frozen):
     @classmethod
     def _finite_value(cls, value: float) -> float:
         return _finite(value, "value")
+
+
+class RiskMarks(_Frozen):
+    """The marks one bar called for (day-start equities, new peaks, loss streaks), journaled as
+    one row: a daily bar starts a day for every scope, and one row costs a fraction of a dozen
+    (docs/live.md, "Cold bars"). Each mark belongs to this bar and day."""
+
+    bar_index: int = Field(ge=0)
+    day: date
+    marks: tuple[RiskMark, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_bar(self) -> RiskMarks:
+        for mark in self.marks:
+            if mark.bar_index != self.bar_index or mark.day != self.day:
+                raise ValueError(
+                    f"mark {mark.kind.value} of {mark.scope} is for bar {mark.bar_index} on"
+                    f" {mark.day}, not bar {self.bar_index} on {self.day}"
+                )
+        return self

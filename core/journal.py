@@ -29,6 +29,7 @@ from core.journal_rows import EVENT_MODELS, OrderRow, columns, fold_orders, kind
 __all__ = [
     "AUTO",
     "EVENT_MODELS",
+    "READS_VERSIONS",
     "SCHEMA_VERSION",
     "Appended",
     "Entry",
@@ -38,7 +39,12 @@ __all__ = [
     "natural_key",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+#: Versions this raytrader reads. Version 2 adds the ``risk_marks`` row (a bar's marks in one
+#: row); version 1 wrote one ``risk_mark`` row a mark, still read. A writable open upgrades a
+#: version-1 file in place (its rows are all valid version 2), so an older raytrader refuses
+#: the file once it may hold rows it cannot read.
+READS_VERSIONS: Final = frozenset({"1", str(SCHEMA_VERSION)})
 
 
 class _Auto:
@@ -110,7 +116,8 @@ class Journal:
         readonly: open for queries only (the ``journal`` actor, status, CLI).
 
     Raises:
-        JournalError: the file is not a journal, or its schema version is not ``SCHEMA_VERSION``.
+        JournalError: the file is not a journal, or its schema version is not one of
+            ``READS_VERSIONS`` (a writable open upgrades version 1 to ``SCHEMA_VERSION``).
     """
 
     def __init__(
@@ -243,11 +250,16 @@ class Journal:
                 )
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             found = row[0] if row else None
-            if found != str(SCHEMA_VERSION):
+            if found not in READS_VERSIONS:
                 raise JournalError(
-                    f"schema_version is {found!r}, this raytrader reads version {SCHEMA_VERSION}"
-                    " only (a newer raytrader wrote it, or it is damaged)",
+                    f"schema_version is {found!r}, this raytrader reads versions"
+                    f" {', '.join(sorted(READS_VERSIONS))} (a newer raytrader wrote it, or it is"
+                    " damaged)",
                     path=str(self._path),
+                )
+            if create and found != str(SCHEMA_VERSION):
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
                 )
             conn.execute("COMMIT")
         except BaseException:

@@ -30,6 +30,7 @@ from core.events import (
     OrderRejected,
     OrderStatus,
     RiskMark,
+    RiskMarks,
     RiskReason,
     RiskVerdict,
     ScopeKind,
@@ -56,6 +57,7 @@ EVENT_MODELS: Final[dict[EventKind, type[BaseModel]]] = {
     EventKind.KILL_SWITCH_RELEASED: KillSwitchReleased,
     EventKind.LIMITS_CHANGED: LimitsChanged,
     EventKind.RISK_MARK: RiskMark,
+    EventKind.RISK_MARKS: RiskMarks,
     EventKind.STRATEGY_STATE_CHANGED: StrategyStateChanged,
     EventKind.STRATEGY_LAUNCHED: StrategyLaunched,
 }
@@ -121,6 +123,8 @@ def natural_key(event: BaseModel) -> str | None:
             return f"quarantined:{event.bar_index}:{event.symbol}"
         case RiskMark():
             return f"mark:{event.kind.value}:{event.scope}:{event.bar_index}"
+        case RiskMarks():
+            return f"marks:{event.bar_index}"
         case BreakerTripped() if event.bar_index is not None:
             return f"breaker:{event.breaker.value}:{event.scope}:{event.bar_index}"
     return None

@@ -3,8 +3,8 @@
 A breaker is level-triggered: it trips whenever its condition holds and its scope is less
 restricted than the breaker's target state, so a restart (or an operator's resume while the
 condition still holds) cannot silently disarm it. The marks (day-start equity, equity peak,
-loss streak) change only through ``RiskMark`` events, which the journal keeps, so no rebuild
-resets them.
+loss streak) change only through ``RiskMark``s, which the journal keeps (one ``RiskMarks`` row
+a bar), so no rebuild resets them.
 
 - daily loss: equity below the day-start equity by ``daily_loss_pct``; a new UTC date of the
   bar clock starts a day, and its start equity is the previous bar's equity (the last close
@@ -28,6 +28,7 @@ from core.events import (
     BreakerTripped,
     RiskMark,
     RiskMarkKind,
+    RiskMarks,
     RiskReason,
     Scope,
     TradingState,
@@ -192,8 +193,12 @@ class MarkBook:
                         value=float(new), bar_index=bar_index, day=day)  # fmt: skip
 
     def apply(self, event: BaseModel) -> None:
-        """Apply a ``RiskMark``, or the streak reset of a consecutive-losses trip."""
+        """Apply a ``RiskMark`` (a bar's ``RiskMarks``: each in turn), or the streak reset
+        of a consecutive-losses trip."""
         match event:
+            case RiskMarks():
+                for mark in event.marks:
+                    self.apply(mark)
             case RiskMark(kind=RiskMarkKind.DAY_START):
                 self.day_start[event.scope] = (event.day, event.value)
             case RiskMark(kind=RiskMarkKind.PEAK):

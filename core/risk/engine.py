@@ -35,6 +35,7 @@ from core.events import (
     LimitsChanged,
     OrderIntent,
     RiskMark,
+    RiskMarks,
     RiskReason,
     RiskVerdict,
     Scope,
@@ -63,6 +64,7 @@ REBUILD_KINDS: Final[tuple[EventKind, ...]] = (
     EventKind.KILL_SWITCH_RELEASED,
     EventKind.LIMITS_CHANGED,
     EventKind.RISK_MARK,
+    EventKind.RISK_MARKS,
     EventKind.RISK_DECISION,
     EventKind.BAR_PROCESSED,
 )
@@ -169,7 +171,8 @@ class RiskEngine:
             fresh_symbols: symbols with a valid bar now; default: finite ``prices``.
 
         Returns:
-            Lifted restrictions, new marks, then trips (BreakerTripped + TradingStateChanged).
+            Lifted restrictions, the bar's marks (one ``RiskMarks``, when any), then trips
+            (BreakerTripped + TradingStateChanged).
         """
         for sid, value in equity.items():
             if not math.isfinite(value):
@@ -188,18 +191,19 @@ class RiskEngine:
         events.extend(self._lift(bar_index, fresh))
         scoped = [(GLOBAL, math.fsum(equity.values()), self._limits)]
         scoped += [(strategy_scope(s), equity[s], self.limits_for(s)) for s in sorted(equity)]
-        for scope, eq, _ in scoped:
-            for mark in self.marks.marks_for(scope, bar_index, day, eq):
-                emit(mark)
+        book = self.marks
+        marks = [m for scope, eq, _ in scoped for m in book.marks_for(scope, bar_index, day, eq)]
         by_strategy: dict[str, list[float]] = {}
         for sid, pnl in closed_trades:
             by_strategy.setdefault(sid, []).append(pnl)
         for sid in sorted(by_strategy):
-            streak = self.marks.streak_mark(sid, by_strategy[sid], bar_index, day)
+            streak = book.streak_mark(sid, by_strategy[sid], bar_index, day)
             if streak is not None:
-                emit(streak)
+                marks.append(streak)
+        if marks:  # none depends on another: each scope's own, so applied together
+            emit(RiskMarks(bar_index=bar_index, day=day, marks=tuple(marks)))
         for scope, eq, _ in scoped:
-            self.marks.observe(scope, bar_index, eq)
+            book.observe(scope, bar_index, eq)
         self._trip_all(bar_index, now, scoped, emit)
         self._last_bar = bar_index
         return events
@@ -421,7 +425,7 @@ class RiskEngine:
                 self.states.apply(event)
                 self.marks.apply(event)
                 self._seen_bar(event.bar_index)
-            case RiskMark():
+            case RiskMark() | RiskMarks():
                 self.marks.apply(event)
                 self._seen_bar(event.bar_index)
             case LimitsChanged():

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from core.errors import JournalError
 from core.events import (
@@ -38,6 +39,7 @@ from core.events import (
     OrderStatus,
     RiskMark,
     RiskMarkKind,
+    RiskMarks,
     RiskReason,
     RiskVerdict,
     Scope,
@@ -107,6 +109,8 @@ def one_of_each() -> list:
         KillSwitchReleased(scope=g, by="op"),
         LimitsChanged(limits={"max_position_pct": 10.0}, by="op"),
         RiskMark(kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=date(2024, 1, 2)),
+        RiskMarks(bar_index=3, day=date(2024, 1, 2), marks=(RiskMark(
+            kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=date(2024, 1, 2)),)),
         StrategyStateChanged(strategy_id="s1", old=None, new=StrategyState.RUNNING),
         StrategyLaunched(strategy_id="s2", config={"id": "s2", "strategy": "sma_crossover",
                          "symbols": ["AAPL"]}, by="op"),
@@ -118,7 +122,8 @@ def test_fresh_file_gets_schema_version_wal_and_normal_sync(tmp_path: Path) -> N
     path = tmp_path / "j.db"
     Journal(path).close()
     raw = sqlite3.connect(path)
-    assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    found = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert found == (str(SCHEMA_VERSION),) == ("2",)
     assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     raw.close()
     j = Journal(path)  # reopening an existing journal keeps it as it is
@@ -135,17 +140,54 @@ def test_synchronous_full_is_an_option_and_a_typo_is_refused(tmp_path: Path) -> 
         Journal(tmp_path / "j.db", synchronous="OFF")  # type: ignore[arg-type]
 
 
+def test_a_version_1_file_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path: Path) -> None:
+    # version 1 wrote each risk mark as its own risk_mark row; version 2 only adds risk_marks
+    path, g, day = tmp_path / "j.db", Scope.parse("global"), date(2024, 1, 2)
+    old = RiskMark(kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=day)
+    with Journal(path) as j:
+        j.append(old, source="risk")
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+
+    def version() -> str:
+        return raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+
+    with Journal(path, readonly=True) as reader:  # a reader changes nothing
+        assert [e.event for e in reader.read([EventKind.RISK_MARK])] == [old]
+    assert version() == "1"
+    with Journal(path) as writer:  # a writer may add rows version 1 cannot read: upgraded
+        new = RiskMarks(bar_index=4, day=day, marks=(old.model_copy(update={"bar_index": 4}),))
+        writer.append(new, source="risk")
+        assert [e.event for e in writer.read([EventKind.RISK_MARK, EventKind.RISK_MARKS])] == [
+            old, new,
+        ]  # fmt: skip
+    assert version() == "2"
+    raw.close()
+
+
+def test_risk_marks_hold_the_marks_of_their_own_bar_only() -> None:
+    day, g = date(2024, 1, 2), Scope.parse("global")
+    mark = RiskMark(kind=RiskMarkKind.DAY_START, scope=g, value=1.0, bar_index=3, day=day)
+    with pytest.raises(ValidationError, match=r"day_start of global is for bar 3 .* not bar 4"):
+        RiskMarks(bar_index=4, day=day, marks=(mark,))
+    with pytest.raises(ValidationError, match="not bar 3 on 2024-01-03"):
+        RiskMarks(bar_index=3, day=date(2024, 1, 3), marks=(mark,))
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        RiskMarks(bar_index=3, day=day, marks=())
+
+
 def test_newer_schema_version_is_refused_naming_file_and_both_versions(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     Journal(path).close()
     raw = sqlite3.connect(path)
-    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     with pytest.raises(JournalError) as err:
         Journal(path)
     assert str(path) in str(err.value)
-    assert "'2'" in str(err.value) and f"version {SCHEMA_VERSION}" in str(err.value)
+    assert "'3'" in str(err.value) and "reads versions 1, 2" in str(err.value)
     assert err.value.path == str(path)
 
 

@@ -198,7 +198,7 @@ def assert_journal_invariants(path: str | Path) -> dict[str, int]:
     """
     with Journal(path, readonly=True) as journal:
         marked: dict[int, int] = {}  # bar -> seq of its last mark or trip
-        for entry in journal.read([EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED]):
+        for entry in journal.read([EventKind.RISK_MARKS, EventKind.BREAKER_TRIPPED]):
             t = getattr(entry.event, "bar_index", None)
             if t is not None:
                 marked[t] = entry.seq

@@ -16,6 +16,7 @@ from core.events import (
     KillMode,
     LimitsChanged,
     RiskMark,
+    RiskMarks,
     RiskReason,
     Scope,
     TradingState,
@@ -195,12 +196,25 @@ def test_a_breaker_never_loosens_a_stricter_state() -> None:
 def test_on_bar_emits_marks_and_is_idempotent_per_bar() -> None:
     engine = RiskEngine()
     events = bar(engine, 0, 100_000.0)
-    assert [(e.kind.value, str(e.scope)) for e in events if isinstance(e, RiskMark)] == [
-        ("day_start", "global"), ("peak", "global"),
-        ("day_start", "strategy:s1"), ("peak", "strategy:s1"),
+    (marks,) = [e for e in events if isinstance(e, RiskMarks)]  # one row for the bar's marks
+    assert (marks.bar_index, marks.day) == (0, T0.date())
+    # the first bar starts the day at its own equity and is the first peak, for each scope
+    assert [(m.kind.value, str(m.scope), m.value) for m in marks.marks] == [
+        ("day_start", "global", 100_000.0), ("peak", "global", 100_000.0),
+        ("day_start", "strategy:s1", 100_000.0), ("peak", "strategy:s1", 100_000.0),
     ]  # fmt: skip
-    assert bar(engine, 0, 50_000.0) == []  # the same bar again changes nothing
-    assert engine.last_bar == 0
+    assert not any(isinstance(e, RiskMark) for e in events)
+    # bar 1, same day, equity up: a new peak for both scopes, no new day start; two losing
+    # trades: the streak mark 0 -> 2, in the same row
+    (marks,) = [e for e in bar(engine, 1, 101_000.0, day=0, trades=[("s1", -1.0)] * 2)
+                if isinstance(e, RiskMarks)]  # fmt: skip
+    assert [(m.kind.value, str(m.scope), m.value) for m in marks.marks] == [
+        ("peak", "global", 101_000.0), ("peak", "strategy:s1", 101_000.0),
+        ("loss_streak", "strategy:s1", 2.0),
+    ]  # fmt: skip
+    assert bar(engine, 2, 100_500.0, day=0) == []  # same day, below the peak: no marks at all
+    assert bar(engine, 2, 50_000.0, day=0) == []  # the same bar again changes nothing
+    assert engine.last_bar == 2
 
 
 def test_a_decided_order_id_gets_its_recorded_verdict_back() -> None:

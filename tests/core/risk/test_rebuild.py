@@ -24,6 +24,8 @@ from core.events import (
     Decision,
     KillMode,
     OrderIntent,
+    RiskMark,
+    RiskMarks,
     RiskVerdict,
     Scope,
     TradingState,
@@ -143,6 +145,30 @@ def test_halt_day_start_peak_streak_and_verdicts_survive_a_rebuild(tmp_path: Pat
                                         closed_trades=[("s1", -1.0)])  # fmt: skip
         assert rebuilt_events == live_events
         assert rebuilt.snapshot() == h.engine.snapshot()
+
+
+def test_a_version_1_journal_of_one_row_a_mark_rebuilds_the_same_marks(tmp_path: Path) -> None:
+    # Schema version 1 journaled each mark as its own risk_mark row; version 2 journals a bar's
+    # marks as one risk_marks row. The same history written both ways rebuilds one engine.
+    limits = RiskLimits(daily_loss_pct=5, max_drawdown_pct=20, max_consecutive_losses=3)
+    with Journal(tmp_path / "v2.db") as v2, Journal(tmp_path / "v1.db") as v1:
+        h = Harness(v2, limits)
+        for moves, trades, hours in [([0.0, 0.0], [], 0), ([0.04, -0.01], [("s1", -2.0)], 1),
+                                     ([-0.02, 0.03], [("s2", -1.0)], 24),
+                                     ([0.01, 0.01], [("s1", 3.0)], 24)]:  # fmt: skip
+            h.broker_bar(moves, hours=hours)
+            h.risk_bar(trades, {"AAPL": True, "MSFT": True})
+        for entry in v2.read():
+            split = entry.event.marks if isinstance(entry.event, RiskMarks) else [entry.event]
+            source = "broker" if isinstance(entry.event, BarProcessed) else "risk"
+            v1.append_many(list(split), source=source)
+        assert sum(isinstance(e.event, RiskMark) for e in v1.read()) > 4  # one row a mark
+        legacy = RiskEngine.rebuild(v1.read(REBUILD_KINDS), limits)
+        assert legacy.snapshot() == h.rebuilt(limits).snapshot() == h.engine.snapshot()
+    assert legacy.marks.streak == {"s1": 0, "s2": 1}  # s1: a loss, then a win; s2: a loss
+    # s2's peak: 50,000 at bar 0, then x 0.99 (lower), x 1.03 and x 1.01 (each a new peak)
+    peak = 50_000.0 * (1 - 0.01) * (1 + 0.03) * (1 + 0.01)
+    assert legacy.marks.peak[strategy_scope("s2")] == peak
 
 
 def test_a_crash_between_the_brokers_bar_and_risks_bar_loses_no_day_start(tmp_path: Path) -> None:
