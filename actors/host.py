@@ -211,12 +211,13 @@ class StrategyHost(ActorShell):
     @exclusive
     def warm(self, bar: BarSlice | bytes) -> None:
         """Run the bar path on ``bar`` (the last bar, may be packed) changing nothing
-        (``StrategyRunner.warm``): a paced feed calls it just before the next bar is due
-        (``runtime.warm_before_ms``). An error is only logged: the bar itself meets it."""
+        (``StrategyRunner.warm``), the packing of an answer's intents included: a paced feed
+        calls it just before the next bar is due (``runtime.warm_before_ms``). An error is
+        only logged: the bar itself meets it."""
         try:
             bar = unpack(bar)
-            if evaluates(self._state):
-                self._runner.warm(bar)
+            if evaluates(self._state) and (sample := self._runner.warm(bar)) is not None:
+                pack([sample])
         except Exception as exc:  # strategy code: the bar itself will fail it
             log.debug("%s: warm-up failed: %s", self._name, exc)
 

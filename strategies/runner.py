@@ -204,16 +204,27 @@ class StrategyRunner:
         self._last_intents = self._decide(row, close, stopped, bar)
         return list(self._last_intents)
 
-    def warm(self, bar: BarSlice) -> None:
+    def warm(self, bar: BarSlice) -> OrderIntent | None:
         """Run the bar path's code on ``bar`` (the last bar handled) changing no state: its
-        prices, the strategy's newest weights on the history held, the equity. A paced feed
-        has hosts do it just before a bar is due, so the bar finds code and data in cache
-        (docs/live.md, "Cold bars"); ``target_weights`` is a pure function of the panel, so
-        one more call changes nothing."""
-        self._selector.prices(bar)
+        prices, the strategy's newest weights on the history held, the equity, and an order
+        sized and built like the bar's would be, returned (never sent; None without a price)
+        for the host to warm its answer's path with. A paced feed has hosts do it just before
+        a bar is due, so the bar finds code and data in cache (docs/live.md, "Cold bars");
+        ``target_weights`` is a pure function of the panel, so one more call changes nothing."""
+        px = self._selector.prices(bar)
         if len(self.history):
             self.strategy.checked_last_weights(self.history.panel())
-        self.ledger.equity()
+        equity = self.ledger.equity()
+        close = px.close[0]
+        if not close > 0:  # NaN too
+            return None
+        cfg, symbol = self.config, self.symbols[0]
+        qty = target_shares_nb(1.0, equity, cfg.size_pct, close, cfg.fractional) or 1.0
+        return OrderIntent(
+            client_order_id=make_client_order_id(self.strategy_id, symbol, bar.time, 0),
+            strategy_id=self.strategy_id, symbol=symbol, qty=float(qty), bar_index=bar.index,
+            bar_ts=bar.time, ref_price=float(close),
+        )  # fmt: skip
 
     def _last_row(self, bar: BarSlice) -> np.ndarray:
         """The strategy's weights for the newest bar, evaluated on the history held."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from datetime import UTC, datetime
 from pathlib import Path
@@ -226,11 +227,21 @@ def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> 
     engines = [PaperEngine(), PaperEngine()]
     for engine in engines:
         engine.open_account("s1", panel.symbols, cfg)
-    n_intents = 0
+    n_intents = n_samples = 0
     for t in range(1500):
         bar, last = bar_slice(panel, t), bar_slice(panel, max(t - 1, 0))
-        runners[1].warm(last)
+        sample = runners[1].warm(last)
         engines[1].warm(last)
+        close = float(last.close[0])
+        if close > 0:  # the sample order: the first symbol at weight 1, sized by hand
+            equity = runners[1].ledger.equity()
+            shares = math.floor(equity * cfg.size_pct / close) or 1.0
+            assert sample is not None and (sample.symbol, sample.qty, sample.ref_price) == (
+                panel.symbols[0], shares, close)  # fmt: skip
+            assert sample.client_order_id == make_client_order_id("s1", sample.symbol, last.time, 0)
+            n_samples += 1
+        else:
+            assert sample is None
         out = []
         for runner, engine in zip(runners, engines, strict=True):
             report = engine.on_bar(bar)
@@ -242,7 +253,7 @@ def test_a_warm_up_before_each_bar_changes_nothing(name, params, files, cfg) -> 
         n_intents += len(out[0][0])
         assert runners[0].targets.tolist() == runners[1].targets.tolist()
         assert runners[0].snapshot() == runners[1].snapshot()
-    assert n_intents > 5
+    assert n_intents > 5 and n_samples > 1000
     assert runners[0].history.panel().close.tobytes() == runners[1].history.panel().close.tobytes()
     assert engines[0].ledger("s1").trades() == engines[1].ledger("s1").trades()
 
