@@ -183,3 +183,37 @@ def test_pause_resume_and_stop_are_journaled_and_a_stopped_strategy_stays_stoppe
                    for e in journal.read([EventKind.RISK_DECISION])}  # fmt: skip
         for entry in journal.read([EventKind.ORDER_ACCEPTED], since_seq=stopped_at):
             assert decided[entry.event.client_order_id] < stopped_at  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(120)
+def test_an_order_risk_cut_reaches_the_broker_at_the_cut_size(live, tmp_path) -> None:
+    # max_position_pct 20 cuts the 45% buys (MODIFIED); exits pass unchanged (APPROVED).
+    # Expected by the rule itself: the broker accepts each order at its verdict's approved
+    # quantity, exactly (its approval check refuses any other quantity), so no order is
+    # refused as not approved and the fills of a cut order add up to the cut size.
+    from actors.runtime import start
+
+    cfg = config([HOLD_CLOSE, FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW,
+                 risk={"max_position_pct": 20})  # fmt: skip
+    assert start(cfg).run()["state"] == "done"
+    verdicts, accepted, filled = {}, {}, {}
+    with Journal(cfg.journal.path, readonly=True) as journal:
+        for entry in journal.read():
+            event = entry.event
+            if entry.kind is EventKind.RISK_DECISION:
+                verdicts[event.client_order_id] = event
+            elif entry.kind is EventKind.ORDER_ACCEPTED:
+                accepted[event.client_order_id] = event.qty
+            elif entry.kind is EventKind.ORDER_FILLED:
+                filled[event.client_order_id] = filled.get(event.client_order_id, 0) + event.qty
+            elif entry.kind is EventKind.ORDER_REJECTED:
+                assert event.reason is not BrokerRejectReason.NOT_APPROVED, event
+    forwarded = {c: v for c, v in verdicts.items() if v.decision is not Decision.REJECTED}
+    cut = [v for v in forwarded.values() if v.decision is Decision.MODIFIED]
+    assert cut and len(cut) < len(forwarded)  # both kinds were sent
+    assert all(RiskReason.MAX_POSITION in v.reasons and abs(v.approved_qty) < abs(v.requested_qty)
+               for v in cut)  # fmt: skip
+    assert accepted == {c: v.approved_qty for c, v in forwarded.items()}
+    assert all(filled[c] == pytest.approx(v.approved_qty) for c, v in forwarded.items()
+               if c in filled and v.decision is Decision.MODIFIED)  # fmt: skip
+    assert_journal_invariants(cfg.journal.path)
