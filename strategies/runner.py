@@ -10,6 +10,7 @@ runners and a ``PaperEngine`` bar by bar in one process: the live path minus the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -218,13 +219,9 @@ class StrategyRunner:
         close = px.close[0]
         if not close > 0:  # NaN too
             return None
-        cfg, symbol = self.config, self.symbols[0]
+        cfg = self.config
         qty = target_shares_nb(1.0, equity, cfg.size_pct, close, cfg.fractional) or 1.0
-        return OrderIntent(
-            client_order_id=make_client_order_id(self.strategy_id, symbol, bar.time, 0),
-            strategy_id=self.strategy_id, symbol=symbol, qty=float(qty), bar_index=bar.index,
-            bar_ts=bar.time, ref_price=float(close),
-        )  # fmt: skip
+        return self._intent(self.symbols[0], qty, bar.index, bar.time, close, 0)
 
     def _last_row(self, bar: BarSlice) -> np.ndarray:
         """The strategy's weights for the newest bar, evaluated on the history held."""
@@ -266,13 +263,19 @@ class StrategyRunner:
             ) - self.ledger.state[j, ST_POS]
             if qty == 0 or (self._every_bar and abs(qty) * c < self._min_trade_frac * equity):
                 continue
-            coid = make_client_order_id(self.strategy_id, symbol, bar_time, len(intents))
-            intent = OrderIntent(
-                client_order_id=coid, strategy_id=self.strategy_id, symbol=symbol,
-                qty=float(qty), bar_index=bar.index, bar_ts=bar_time, ref_price=float(c),
-            )  # fmt: skip
-            intents.append(intent)
+            intents.append(self._intent(symbol, qty, bar.index, bar_time, c, len(intents)))
         return intents
+
+    def _intent(
+        self, symbol: str, qty: float, bar_index: int, bar_ts: datetime, close: float, seq: int
+    ) -> OrderIntent:
+        """The order intent for ``qty`` of ``symbol`` sized on a bar's ``close``; ``seq``
+        numbers the bar's orders (the deterministic client order id)."""
+        return OrderIntent(
+            client_order_id=make_client_order_id(self.strategy_id, symbol, bar_ts, seq),
+            strategy_id=self.strategy_id, symbol=symbol, qty=float(qty), bar_index=bar_index,
+            bar_ts=bar_ts, ref_price=float(close),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- restart
     def rebuild(
