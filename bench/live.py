@@ -48,16 +48,18 @@ PER_HOST = 5
 
 
 def w5_config(
-    bars: int, hosts: int = HOSTS, per_host: int = PER_HOST, speed: str | float = "max"
+    bars: int, hosts: int = HOSTS, per_host: int = PER_HOST, speed: str | float = "max",
+    seed: int = 5,
 ) -> RunConfig:
-    """The W5 run: ``hosts`` SMA hosts on disjoint groups of ``per_host`` synthetic symbols."""
+    """The W5 run: ``hosts`` SMA hosts on disjoint groups of ``per_host`` synthetic symbols
+    (seeded GBM: another ``seed`` is other data of the same shape)."""
     strategies = [
         {"id": f"sma-{k}", "strategy": "sma_crossover", "params": {"fast": 5, "slow": 20},
          "symbols": [f"SYN{j:03d}" for j in range(k * per_host, (k + 1) * per_host)],
          "sim": {"fill": "close", "size_pct": 0.19}}
         for k in range(hosts)
     ]  # fmt: skip
-    data = {"synthetic_symbols": hosts * per_host, "synthetic_bars": bars, "seed": 5}
+    data = {"synthetic_symbols": hosts * per_host, "synthetic_bars": bars, "seed": seed}
     return parse_run_config({"strategies": strategies, "feed": {"data": data, "speed": speed}})
 
 
@@ -142,16 +144,41 @@ def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
             "to_hosts": to_hosts}  # fmt: skip
 
 
-def _row(name: str, res: dict[str, Any], n_bars: int, n_symbols: int) -> list[str]:
-    def pct(xs: list[float], q: float) -> str:
-        return f"{np.percentile(xs, q) * 1e3:,.2f}" if xs else "-"
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one kind as one: their bars' latencies together, warm-up counts
+    summed; every run replays the same bars, so their final equity must agree (a state
+    that says otherwise is shown rather than a number picked)."""
+    if len(runs) == 1:
+        return runs[0]
+    warm_ups: dict[str, int] = {}
+    for run in runs:
+        for key, count in run["warm_ups"].items():
+            warm_ups[key] = warm_ups.get(key, 0) + count
+    states = {run["state"] for run in runs}
+    if len({run["equity"] for run in runs}) > 1:
+        states.add("final equity differs between runs")
+    return {
+        "elapsed": sum(r["elapsed"] for r in runs) / len(runs),
+        "cycle": [x for r in runs for x in r["cycle"]],
+        "to_fill": [x for r in runs for x in r["to_fill"]],
+        "to_hosts": [x for r in runs for x in r["to_hosts"]],
+        "equity": runs[-1]["equity"], "warm_ups": warm_ups,
+        "state": states.pop() if len(states) == 1 else "/".join(sorted(states)),
+    }  # fmt: skip
 
+
+def _ms(xs: list[float], q: float) -> str:
+    """The ``q``-th percentile of seconds, in milliseconds ("-" for none)."""
+    return f"{np.percentile(xs, q) * 1e3:,.2f}" if xs else "-"
+
+
+def _row(name: str, res: dict[str, Any], n_bars: int, n_symbols: int) -> list[str]:
     per_bar = res["elapsed"] / n_bars
     return [
         name, f"{res['elapsed']:,.2f}", f"{per_bar * 1e3:,.2f}",
-        f"{n_bars * n_symbols / res['elapsed']:,.0f}", pct(res["to_fill"], 50),
-        pct(res["to_fill"], 99), str(len(res["to_fill"])), pct(res["cycle"], 50),
-        pct(res["cycle"], 99), f"{res['equity']:,.2f}",
+        f"{n_bars * n_symbols / res['elapsed']:,.0f}", _ms(res["to_fill"], 50),
+        _ms(res["to_fill"], 99), str(len(res["to_fill"])), _ms(res["cycle"], 50),
+        _ms(res["cycle"], 99), f"{res['equity']:,.2f}",
     ]  # fmt: skip
 
 
@@ -170,27 +197,39 @@ def main() -> None:
     parser.add_argument("--paced-bars", type=int, default=400)
     parser.add_argument("--warm-ms", type=float, default=None,
                         help="runtime.warm_before_ms of the paced run (default: the config's); "
-                             "a second paced run without warm-ups is shown beside it")  # fmt: skip
+                             "a second paced run without warm-ups is shown beside it")
+    parser.add_argument("--paced-runs", type=int, default=1,
+                        help="paced runs of each kind, each on a fresh topology, alternated; "
+                             "their bars are pooled (a p99 of 400 bars is their 4th slowest, "
+                             "and this machine's speed drifts: several runs say more)")
+    parser.add_argument("--seed", type=int, default=5,
+                        help="seed of the synthetic data (another seed: other data)")  # fmt: skip
     args = parser.parse_args()
-    config = w5_config(args.bars, args.hosts)
+    if args.paced_runs < 1:
+        parser.error(f"--paced-runs must be at least 1, got {args.paced_runs}")
+    config = w5_config(args.bars, args.hosts, seed=args.seed)
     panel = load_source(config.feed.data).panel
     console = Console(width=160)
     console.print(__doc__.split("\n\n")[1])
     connect()
-    paced: dict[float, dict[str, Any]] = {}
+    runs: dict[float, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         ref = in_process(config, panel, None)
         ref_j = in_process(config, panel, Path(tmp))
         actors = through_actors(config, Path(tmp))
         if args.paced_ms > 0:  # a day's bar every paced_ms: the system is idle when it comes
             speed = 86_400 / (args.paced_ms / 1e3)
-            paced_cfg = w5_config(args.paced_bars, args.hosts, speed=speed)
+            paced_cfg = w5_config(args.paced_bars, args.hosts, speed=speed, seed=args.seed)
             warm = paced_cfg.runtime.warm_before_ms if args.warm_ms is None else args.warm_ms
-            for lead in (warm, 0.0) if warm else (0.0,):
-                runtime = paced_cfg.runtime.model_copy(update={"warm_before_ms": lead})
-                (Path(tmp) / f"paced{lead}").mkdir()
-                paced[lead] = through_actors(paced_cfg.model_copy(update={"runtime": runtime}),
-                                             Path(tmp) / f"paced{lead}")  # fmt: skip
+            leads = (warm, 0.0) if warm else (0.0,)
+            for i in range(args.paced_runs):  # alternated, so a drift hits both kinds alike
+                for lead in leads if i % 2 == 0 else leads[::-1]:
+                    runtime = paced_cfg.runtime.model_copy(update={"warm_before_ms": lead})
+                    where = Path(tmp) / f"paced{lead}-{i}"
+                    where.mkdir()
+                    res = through_actors(paced_cfg.model_copy(update={"runtime": runtime}), where)
+                    runs.setdefault(lead, []).append(res)
+    paced = {lead: _pooled(rs) for lead, rs in runs.items()}
     n, m = panel.n_bars, panel.n_symbols
     table = Table(title=f"W5: {args.hosts} hosts x {PER_HOST} symbols, {n:,} bars ({n * m:,} "
                         "symbol-bars), fill=close")  # fmt: skip
@@ -203,7 +242,8 @@ def main() -> None:
     table.add_row(*_row(f"actors, as fast as possible ({actors['state']})", actors, n, m))
     for lead, res in paced.items():
         how = f"hosts warm {lead:g} ms before" if lead else "no warm-up"
-        row = _row(f"actors, paced: a daily bar every {args.paced_ms:g} ms, {how} "
+        pooled = f", {args.paced_runs} runs pooled" if args.paced_runs > 1 else ""
+        row = _row(f"actors, paced: a daily bar every {args.paced_ms:g} ms, {how}{pooled} "
                    f"({res['state']})", res, args.paced_bars, m)  # fmt: skip
         row[1:4] = ["-", "-", "-"]  # the pace sets these, not the system
         table.add_row(*row)
@@ -214,6 +254,10 @@ def main() -> None:
             f"paced, warm-up {lead:g} ms: bar to every host answered p50 {np.median(hosts):.2f} "
             f"p99 {np.percentile(hosts, 99):.2f} ms (bars with fills); warm-ups {res['warm_ups']}"
         )
+        if len(runs[lead]) > 1:
+            each = ", ".join(f"{_ms(r['to_fill'], 50)} / {_ms(r['to_fill'], 99)}"
+                             for r in runs[lead])  # fmt: skip
+            console.print(f"  each run, bar-to-fill p50 / p99 ms: {each}")
     console.print(
         f"actor-system overhead: {actors['elapsed'] / ref['elapsed']:.1f}x the one-process "
         f"replay, {actors['elapsed'] / ref_j['elapsed']:.1f}x with its journal; targets: "

@@ -1,0 +1,43 @@
+"""``bench.live``'s pooling of several paced runs: the bars of every run together, warm-ups
+summed, and a final equity that differs between runs of the same bars shown, not hidden.
+Expected values are written out by hand from the inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.live import _ms, _pooled
+
+
+def _run(to_fill: list[float], equity: float = 100.0, done: int = 3) -> dict[str, Any]:
+    return {
+        "elapsed": 2.0, "cycle": [0.001] * len(to_fill), "to_fill": to_fill,
+        "to_hosts": [x / 2 for x in to_fill], "equity": equity, "state": "DONE",
+        "warm_ups": {"done": done, "late": 1, "skipped": 0},
+    }  # fmt: skip
+
+
+def test_one_run_is_itself() -> None:
+    run = _run([0.004])
+    assert _pooled([run]) is run
+
+
+def test_runs_pool_their_bars_and_sum_their_warm_ups() -> None:
+    pooled = _pooled([_run([0.004, 0.006]), _run([0.010], done=5)])
+    assert pooled["to_fill"] == [0.004, 0.006, 0.010]
+    assert pooled["to_hosts"] == [0.002, 0.003, 0.005]
+    assert pooled["warm_ups"] == {"done": 8, "late": 2, "skipped": 0}
+    assert pooled["state"] == "DONE"
+    assert pooled["equity"] == 100.0
+    # the median of the three pooled bars is the middle one: 6 ms
+    assert _ms(pooled["to_fill"], 50) == "6.00"
+
+
+def test_a_final_equity_that_differs_between_runs_is_shown() -> None:
+    pooled = _pooled([_run([0.004], equity=100.0), _run([0.005], equity=101.0)])
+    assert pooled["state"] == "DONE/final equity differs between runs"
+
+
+def test_ms_of_no_bars_is_a_dash() -> None:
+    assert _ms([], 99) == "-"
+    assert _ms([0.001, 0.003], 50) == "2.00"  # halfway between 1 and 3 ms
