@@ -12,6 +12,7 @@ imported inside the commands.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -173,7 +174,11 @@ def demo_config(data_dir: Path = DATA, start: str | None = "2004-01-01") -> RunC
 def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], Any]:
     """What ``demo --serve`` runs once the actors are up: the control API on 127.0.0.1:port
     with a fresh token, printed with the URL; returns the cleanup (which, with ``hold``,
-    first waits for Ctrl-C so the API can be tried on the finished run)."""
+    first waits for Ctrl-C so the API can be tried on the finished run). Called before the
+    replay connects: when that starts Ray in this process, Serve ends with it."""
+    import ray
+
+    ray_ends_with_us = not ray.is_initialized() and not os.environ.get("RAY_ADDRESS")
 
     def start_api(_: Any) -> Callable[[], None]:
         import logging
@@ -205,7 +210,7 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
                         time.sleep(1.0)
                 except KeyboardInterrupt:
                     pass
-            undeploy(deployed)
+            undeploy(deployed, leave_serve=ray_ends_with_us)
 
         return stop_api
 

@@ -214,12 +214,20 @@ def deploy(settings: ServeSettings, tokens: Sequence[ApiToken]) -> Deployed:
     return Deployed(url=f"http://{host}:{settings.port}", token_dir=folder, started_serve=started)
 
 
-def undeploy(deployed: Deployed | None) -> None:
-    """Delete the application and its token file, and Serve too if ``deploy`` started it."""
+def undeploy(deployed: Deployed | None, *, leave_serve: bool = False) -> None:
+    """Delete the application and its token file, and Serve too if ``deploy`` started it.
+
+    ``leave_serve``: Serve runs in a Ray this process started, which ends with the process,
+    so Serve is left to end with it. (Ray's ``serve.shutdown()`` has its controller kill
+    itself while its ``graceful_shutdown`` call is still open, and Ray then prints that call
+    as a failed task: an alarming last line for a run that went well.)
+    """
     from ray import serve
 
     try:
-        if deployed is not None and deployed.started_serve:
+        if deployed is not None and deployed.started_serve and leave_serve:
+            pass  # the token file still goes, below
+        elif deployed is not None and deployed.started_serve:
             serve.shutdown()
         else:
             serve.delete(APP_NAME)
