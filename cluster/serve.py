@@ -215,12 +215,14 @@ def deploy(settings: ServeSettings, tokens: Sequence[ApiToken]) -> Deployed:
 
 
 def undeploy(deployed: Deployed | None, *, leave_serve: bool = False) -> None:
-    """Delete the application and its token file, and Serve too if ``deploy`` started it.
+    """Take the API down: its token file always; then Serve if ``deploy`` started it, else
+    only the application.
 
     ``leave_serve``: Serve runs in a Ray this process started, which ends with the process,
-    so Serve is left to end with it. (Ray's ``serve.shutdown()`` has its controller kill
-    itself while its ``graceful_shutdown`` call is still open, and Ray then prints that call
-    as a failed task: an alarming last line for a run that went well.)
+    so Serve (the application with it) is left to end with it. (Ray's ``serve.shutdown()``
+    has its controller kill itself while its ``graceful_shutdown`` call is still open, and
+    Ray then prints that call as a failed task: an alarming last line for a run that went
+    well.)
     """
     from ray import serve
 
