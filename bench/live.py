@@ -251,10 +251,10 @@ def main() -> None:
         table.add_row(*row)
     console.print(table)
     for lead, res in paced.items():
-        hosts = np.array(res["to_hosts"]) * 1e3
         console.print(
-            f"paced, warm-up {lead:g} ms: bar to every host answered p50 {np.median(hosts):.2f} "
-            f"p99 {np.percentile(hosts, 99):.2f} ms (bars with fills); warm-ups {res['warm_ups']}"
+            f"paced, warm-up {lead:g} ms: bar to every host answered p50 "
+            f"{_ms(res['to_hosts'], 50)} p99 {_ms(res['to_hosts'], 99)} ms (bars with fills); "
+            f"warm-ups {res['warm_ups']}"
         )
         if len(runs[lead]) > 1:
             each = ", ".join(f"{_ms(r['to_fill'], 50)} / {_ms(r['to_fill'], 99)}"

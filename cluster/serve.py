@@ -227,10 +227,9 @@ def undeploy(deployed: Deployed | None, *, leave_serve: bool = False) -> None:
     from ray import serve
 
     try:
-        if deployed is not None and deployed.started_serve and leave_serve:
-            pass  # the token file still goes, below
-        elif deployed is not None and deployed.started_serve:
-            serve.shutdown()
+        if deployed is not None and deployed.started_serve:
+            if not leave_serve:
+                serve.shutdown()
         else:
             serve.delete(APP_NAME)
     except Exception as exc:  # Serve already gone with its cluster
