@@ -118,7 +118,10 @@ def test_a_kill_during_paced_warm_ups_changes_nothing(
     print(f"\nrestart {target} by sigkill, paced: {kill(topo, target, 'sigkill')}")
     status = topo.run()
     assert status["state"] == "done", status
-    assert status["warm_ups"]["done"] > status["bars"] // 2
+    # A warm-up runs only when the last bar left it time, so how many ran is the machine's
+    # speed (378-435 of 1,004 bars on this VM in a slow hour, more than half in a fast one):
+    # the test asks that they ran, not how many.
+    assert status["warm_ups"]["done"] > status["bars"] // 20
     counts = assert_journal_invariants(topo.journal_path)
     assert counts["bar_done"] == status["bars"]
     check_ledgers(live, cfg, topo)

@@ -90,7 +90,9 @@ def test_a_paced_replay_with_warm_ups_trades_like_the_backtests(live, tmp_path) 
     # unless the last bar left less than 2 ms (skipped); "late" ones ended after the due time
     warm = status["warm_ups"]
     assert warm["done"] + warm["skipped"] == status["bars"] - 1
-    assert warm["done"] > status["bars"] // 2 and warm["late"] <= warm["done"]
+    # how many were skipped is the machine's speed (tests/actors/test_faults.py): only
+    # that warm-ups ran is asked
+    assert warm["done"] > status["bars"] // 20 and warm["late"] <= warm["done"]
     assert_trades_like_backtests(live, topo, cfg, load_source(cfg.feed.data).panel, status,
                                  rejections=False)  # fmt: skip
 
