@@ -86,6 +86,7 @@ class Broker(ActorShell):
 
     #: Risk, the broker's only caller, reaches it on the wire (``actors.wire``).
     WIRE_METHODS = frozenset({"on_bar", "step", "submit", "cancel", "open_account", "warm"})
+    COLLECT_AFTER = frozenset({"step"})
 
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._mutex = threading.RLock()  # the wire's threads and Ray's take turns

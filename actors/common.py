@@ -178,6 +178,9 @@ class ActorShell:
     _telemetry: EventMetrics
     #: The methods served on the actor's wire (``actors.wire``): its part of the bar path.
     WIRE_METHODS: ClassVar[frozenset[str]] = frozenset()
+    #: The wire methods whose answer ends the actor's part of a bar: the wire collects
+    #: garbage after them, between bars (``actors.heap``).
+    COLLECT_AFTER: ClassVar[frozenset[str]] = frozenset()
     _wire_server: WireServer | None = None
     _mutex: threading.RLock | contextlib.nullcontext[None] = contextlib.nullcontext()
 
@@ -205,11 +208,14 @@ class ActorShell:
     def endpoint(self) -> Endpoint:
         """Where this actor serves ``WIRE_METHODS`` (``actors.wire``), started on first ask
         (a threaded actor may be asked twice at once: one server)."""
+        from actors.heap import settle
         from actors.wire import WireServer
 
         with _ENDPOINT_LOCK:
             if self._wire_server is None:
-                self._wire_server = WireServer(self, self.WIRE_METHODS)
+                settle()  # started: what it holds now is never scanned again
+                self._wire_server = WireServer(self, self.WIRE_METHODS,
+                                               collect_after=self.COLLECT_AFTER)
         return self._wire_server.endpoint
 
     def before_call(self) -> None:

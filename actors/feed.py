@@ -36,6 +36,7 @@ from actors.common import (
     pack,
     unpack,
 )
+from actors.heap import collect_due, settle
 from actors.retry import ActorDownError, call_all_sync, call_sync
 from actors.wire import Wires, call_all
 from core import metric_names as mn
@@ -176,6 +177,7 @@ class DataFeed(ActorShell):
     def _loop(self) -> None:
         n = self._source.n_bars
         speed = self._config.feed.speed
+        settle()  # started: what it holds now is never scanned again
         self._started = time.monotonic()
         last_emit = None
         try:
@@ -193,6 +195,7 @@ class DataFeed(ActorShell):
                 last_emit = time.monotonic()
                 self._bar(t, chain=speed == "max")
                 self._next = t + 1
+                collect_due()  # between bars, not inside the next (actors.heap)
             self._sync_hosts()
             self._state = FeedState.DONE if self._next >= n else FeedState.STOPPED
         except Exception as exc:

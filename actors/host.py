@@ -64,6 +64,7 @@ class StrategyHost(ActorShell):
     """
 
     WIRE_METHODS = frozenset({"on_bar", "warm"})
+    COLLECT_AFTER = frozenset({"on_bar"})
 
     def __init__(
         self,

@@ -103,6 +103,7 @@ class Risk(ActorShell):
 
     #: The feed reaches risk's per-bar calls on the wire (``actors.wire``).
     WIRE_METHODS = frozenset({"open_bar", "close_bar", "warm"})
+    COLLECT_AFTER = frozenset({"close_bar"})
 
     def __init__(self, config: RunConfig, journal_path: str, *, fingerprint: str = "") -> None:
         self._fingerprint = fingerprint

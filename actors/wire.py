@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from actors.heap import collect_due
 from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync
 
 __all__ = [
@@ -121,6 +122,8 @@ class WireServer:
             the target's ``before_call()`` and, once the answer is sent, ``after_reply()``
             run on that thread, if it has them.
         host: the address to bind (default: this node's IP, reachable from the cluster).
+        collect_after: the methods whose answer ends the target's part of a bar: after
+            one, the garbage of the young generations is collected (``actors.heap``).
     """
 
     def __init__(
@@ -129,9 +132,11 @@ class WireServer:
         methods: Iterable[str],
         *,
         host: str | None = None,
+        collect_after: Iterable[str] = (),
     ) -> None:
         self._target = target
         self._methods = frozenset(methods)
+        self._collect_after = frozenset(collect_after)
         self._key = secrets.token_bytes(32)
         self._sock = socket.create_server((host or _node_ip(), 0))
         self._closed = False
@@ -185,6 +190,8 @@ class WireServer:
                 finally:
                     if after is not None:
                         after()  # what the method left for after its answer (metrics, marks)
+                    if method in self._collect_after:
+                        collect_due()
 
     def _dispatch(self, method: str, args: tuple[Any, ...]) -> bytes:
         try:

@@ -3,6 +3,7 @@ by name in Ray workers (their working directory is the repository)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -27,7 +28,8 @@ class PickyError(ValueError):
 class Echo(ActorShell):
     """Echoes, fails or sleeps on the wire; counts the calls it ran."""
 
-    WIRE_METHODS = frozenset({"echo", "fail", "sleep", "defer"})
+    WIRE_METHODS = frozenset({"echo", "fail", "sleep", "defer", "litter"})
+    COLLECT_AFTER = frozenset({"litter"})
 
     def __init__(self) -> None:
         self._mutex = threading.RLock()
@@ -69,6 +71,20 @@ class Echo(ActorShell):
         """Not served on the wire."""
         self._ran.append("secret")
         return "hidden"
+
+    def litter(self, n: int) -> int:
+        """Leave ``n`` unreachable cycles (one self-referencing list each) for the collector;
+        answers the pid."""
+        for _ in range(n):
+            cycle: list[Any] = []
+            cycle.append(cycle)
+        return os.getpid()
+
+    def heap(self) -> dict[str, Any]:
+        """This process's collector: counts, thresholds, frozen objects, each generation's
+        collections and objects collected (``gc.get_stats``). Not served on the wire."""
+        return {"count": gc.get_count(), "threshold": gc.get_threshold(),
+                "frozen": gc.get_freeze_count(), "stats": gc.get_stats()}  # fmt: skip
 
     @exclusive
     def ran(self) -> list[str]:
