@@ -39,8 +39,9 @@ class _Trigger:
 
 
 def settle() -> None:
-    """Freeze the objects this process holds now and leave the young generation's
-    collections to ``collect_due``; once the actor has started (idempotent)."""
+    """Freeze the objects this process holds now and leave the collections to
+    ``collect_due``; once the actor has started (a second call freezes what was made
+    since)."""
     with _LOCK:
         gc.freeze()
         _, older, oldest = gc.get_threshold()

@@ -123,7 +123,7 @@ class WireServer:
             run on that thread, if it has them.
         host: the address to bind (default: this node's IP, reachable from the cluster).
         collect_after: the methods whose answer ends the target's part of a bar: after
-            one, the garbage of the young generations is collected (``actors.heap``).
+            one, the collection that has come due runs (``actors.heap.collect_due``).
     """
 
     def __init__(
