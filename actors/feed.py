@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -56,11 +58,33 @@ from core.panel import WidePanel
 from core.replay import load_source
 from core.run_config import RunConfig, StrategyConfig
 
-__all__ = ["DataFeed", "FeedState"]
+__all__ = ["WARM_MARGIN_S", "WARM_WINDOW", "DataFeed", "FeedState", "warm_lead"]
 
 SOURCE = "feed"
 log = logging.getLogger("raytrader.feed")
 _TIMINGS_KEPT = 200_000
+#: Warm-ups whose durations set the next one's lead (``warm_lead``).
+WARM_WINDOW = 50
+#: Room left between a warm-up's expected end and the bar (seconds).
+WARM_MARGIN_S = 0.001
+
+
+def warm_lead(base_s: float, spacing_s: float, recent_s: Sequence[float]) -> float | None:
+    """How long before a paced bar its warm-up starts, or None for no warm-up.
+
+    ``base_s`` (``runtime.warm_before_ms``) is the least lead, and warming needs bars at
+    least twice that far apart. A warm-up that ends after the bar is due delays the bar it
+    was meant to speed up, so the lead grows to the 90th percentile of the ``recent_s``
+    warm-ups' durations plus ``WARM_MARGIN_S`` (a slow machine's warm-ups take longer than
+    the base lead), though never past half the spacing: warmer than that is no warmer.
+    """
+    if base_s <= 0 or spacing_s < 2 * base_s:
+        return None
+    if not recent_s:
+        return base_s
+    ranked = sorted(recent_s)
+    p90 = ranked[(len(ranked) - 1) * 9 // 10]
+    return min(max(base_s, p90 + WARM_MARGIN_S), spacing_s / 2)
 
 
 class FeedState(StrEnum):
@@ -118,6 +142,8 @@ class DataFeed(ActorShell):
         self._due_ns: int | None = None  # a bar a warm-up delayed: when it was due (wall ns)
         self._last_wire: bytes | None = None  # the last bar emitted, packed: what hosts warm on
         self._warm_ups = {"done": 0, "late": 0, "skipped": 0}  # late: ended after the due time
+        self._warm_s: deque[float] = deque(maxlen=WARM_WINDOW)  # recent warm-ups' durations
+        self._lead_s: float | None = None  # the last warm-up's lead
         self._hosts_ns: dict[int, int] = {}
         self._early = {"evaluated": 0, "reevaluated": 0}  # runtime.early_hosts, counted
 
@@ -204,37 +230,43 @@ class DataFeed(ActorShell):
             log.error("replay failed at %s", self._error)
 
     def _wait_until(self, due: float, spacing: float) -> None:
-        """Sleep until a paced bar is due (``time.monotonic``). ``runtime.warm_before_ms``
-        before that, when bars are at least twice as far apart, every host, risk and the
-        broker run their bar path on the last bar (``_warm``): a paced bar otherwise finds
-        every process cold
-        (docs/live.md, "Cold bars"). A warm-up that ends after ``due`` delays the bar, so
-        that bar's latency counts from ``due``, not from its emission."""
-        lead = self._runtime.warm_before_ms / 1e3
-        if lead and spacing >= 2 * lead and self._last_wire is not None:
+        """Sleep until a paced bar is due (``time.monotonic``). Before that, every host, risk
+        and the broker run their bar path on the last bar (``_warm``): a paced bar otherwise
+        finds every process cold (docs/live.md, "Cold bars"). The warm-up starts
+        ``warm_lead`` before the bar: ``runtime.warm_before_ms``, or longer when recent
+        warm-ups took longer. One that still ends after ``due`` delays the bar, so that
+        bar's latency counts from ``due``, not from its emission."""
+        lead = warm_lead(self._runtime.warm_before_ms / 1e3, spacing, self._warm_s)
+        if lead is not None and self._last_wire is not None:
             start = due - lead - time.monotonic()
             if start <= 0:  # the last bar took the time: warming now would delay this one
                 self._warm_ups["skipped"] += 1
             else:
                 time.sleep(start)
-                self._warm(self._last_wire)
+                began = time.monotonic()
+                warmed = self._warm(self._last_wire)
+                ended = time.monotonic()
+                if warmed:  # a failed one's time (an actor down) says nothing of the next
+                    self._warm_s.append(ended - began)
+                self._lead_s = lead
                 self._warm_ups["done"] += 1
-                late = time.monotonic() - due
-                if late > 0:
+                if ended > due:
                     self._warm_ups["late"] += 1
-                    self._due_ns = time.time_ns() - round(late * 1e9)
+                    self._due_ns = time.time_ns() - round((time.monotonic() - due) * 1e9)
         time.sleep(max(0.0, due - time.monotonic()))
 
-    def _warm(self, wire: bytes) -> None:
+    def _warm(self, wire: bytes) -> bool:
         """``warm`` on risk (which passes it to the broker) and every host with the last bar,
-        which changes nothing. Best effort: an actor that is down is not waited for (the
-        bar's own calls wait for it)."""
+        which changes nothing; False when it failed. Best effort: an actor that is down is
+        not waited for (the bar's own calls wait for it)."""
         calls = [(self._wire(RISK), "warm", (wire,))]  # risk warms the broker on its way
         calls += [(self._wire(host_name(sid)), "warm", (wire,)) for sid in self._hosts]
         try:
             call_all(calls, retry=False)
         except Exception as exc:  # a warm-up never fails the replay
             log.debug("warm-up skipped: %s: %s", type(exc).__name__, exc)
+            return False
+        return True
 
     def _emit(self, t: int) -> tuple[Any, bytes]:
         """Bar t validated (docs/live.md step 1), its quarantines journaled; (bar, wire)."""
@@ -428,7 +460,8 @@ class DataFeed(ActorShell):
 
     # ------------------------------------------------------------------ queries
     def status(self) -> dict[str, Any]:
-        """Replay progress: state, next bar, bars, rate, quarantined bars by rule, error."""
+        """Replay progress: state, next bar, bars, rate, quarantined bars by rule, error,
+        warm-ups (counts; recent durations and lead, ``warm_up_ms``)."""
         n = self._source.n_bars
         elapsed = None if self._started is None else time.monotonic() - self._started
         done = self._next - self._resumed_at
@@ -440,9 +473,18 @@ class DataFeed(ActorShell):
             "symbols": len(self._source.symbols), "speed": self._config.feed.speed,
             "quarantined": self._source.quarantine_counts, "error": self._error,
             "intents_dropped": self._dropped, "early_hosts": dict(self._early),
-            "warm_ups": dict(self._warm_ups),
+            "warm_ups": dict(self._warm_ups), "warm_up_ms": self._warm_up_ms(),
             "current_ts": str(ts[min(self._next, n) - 1])[:19] if self._next else None,
         }  # fmt: skip
+
+    def _warm_up_ms(self) -> dict[str, float] | None:
+        """The recent warm-ups' durations (p50, p90, max) and the last lead, in ms."""
+        if not self._warm_s:
+            return None
+        ranked = sorted(self._warm_s)
+        n = len(ranked) - 1
+        return {"p50": ranked[n // 2] * 1e3, "p90": ranked[n * 9 // 10] * 1e3,
+                "max": ranked[-1] * 1e3, "lead": (self._lead_s or 0.0) * 1e3}  # fmt: skip
 
     def symbols(self) -> list[str]:
         """Every symbol of the feed's data."""

@@ -143,7 +143,7 @@ def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
     equity = sum(a["equity"] for a in accounts.values())
     return {"elapsed": status["elapsed_s"], "cycle": cycle, "to_fill": to_fill, "equity": equity,
             "state": status["state"], "warm_ups": status["warm_ups"],
-            "to_hosts": to_hosts}  # fmt: skip
+            "warm_up_ms": status["warm_up_ms"], "to_hosts": to_hosts}  # fmt: skip
 
 
 def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -260,6 +260,11 @@ def main() -> None:
             each = ", ".join(f"{_ms(r['to_fill'], 50)} / {_ms(r['to_fill'], 99)}"
                              for r in runs[lead])  # fmt: skip
             console.print(f"  each run, bar-to-fill p50 / p99 ms: {each}")
+        took = [r["warm_up_ms"] for r in runs[lead] if r["warm_up_ms"]]
+        if took:
+            each = ", ".join(f"{t['p50']:.1f} / {t['p90']:.1f} / {t['lead']:.1f}" for t in took)
+            console.print(f"  each run's last 50 warm-ups, p50 / p90 / the lead they set, ms: "
+                          f"{each}")
     console.print(
         f"actor-system overhead: {actors['elapsed'] / ref['elapsed']:.1f}x the one-process "
         f"replay, {actors['elapsed'] / ref_j['elapsed']:.1f}x with its journal; targets: "

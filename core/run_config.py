@@ -211,9 +211,10 @@ class RuntimeConfig(_Frozen):
     open did touch size its orders again. Same trades either way; off to compare.
 
     ``warm_before_ms``: when paced bars are at least twice this far apart, the hosts, risk
-    and the broker run their bar path on the last bar (changing nothing) this long before
-    the next one is due, so the bar does not find them cold (docs/live.md, "Cold bars").
-    0: off. Same trades either way.
+    and the broker run their bar path on the last bar (changing nothing) at least this long
+    before the next one is due, so the bar does not find them cold (docs/live.md, "Cold
+    bars"); longer when recent warm-ups took longer, so that they end before the bar (at
+    most half the spacing). 0: off. Same trades either way.
     """
 
     on_risk_down: Literal["buffer", "drop"] = "buffer"

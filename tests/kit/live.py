@@ -29,6 +29,7 @@ __all__ = [
     "Flipper",
     "Gate",
     "Seesaw",
+    "Sluggish",
     "assert_journal_invariants",
     "config",
     "kill",
@@ -78,6 +79,19 @@ class Gate(Flipper):
 def gate_dir(key: int) -> Path:
     """The directory a ``Gate`` with this key signals through (the test creates it)."""
     return Path(tempfile.gettempdir()) / f"raytrader-gate-{key}"
+
+
+class Sluggish(Flipper):
+    """Flipper that takes at least ``delay_ms`` to evaluate (it sleeps): its host's bar path,
+    warm-ups included, is that slow, like a heavy strategy's or a slow machine's."""
+
+    name = "sluggish"
+    delay_ms = IntParam(5, low=0, high=1000, doc="milliseconds slept per evaluation")
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        """Flipper's weights, after the sleep."""
+        time.sleep(self.delay_ms / 1e3)
+        return super().target_weights(panel)
 
 
 class Seesaw(Strategy):
