@@ -82,9 +82,13 @@ def warm_lead(base_s: float, spacing_s: float, recent_s: Sequence[float]) -> flo
         return None
     if not recent_s:
         return base_s
-    ranked = sorted(recent_s)
-    p90 = ranked[(len(ranked) - 1) * 9 // 10]
+    p90 = _ranked(sorted(recent_s), 0.9)
     return min(max(base_s, p90 + WARM_MARGIN_S), spacing_s / 2)
+
+
+def _ranked(ranked: Sequence[float], q: float) -> float:
+    """The element at fraction ``q`` of a sorted sequence (nearest rank, rounded down)."""
+    return ranked[int((len(ranked) - 1) * q)]
 
 
 class FeedState(StrEnum):
@@ -482,8 +486,7 @@ class DataFeed(ActorShell):
         if not self._warm_s:
             return None
         ranked = sorted(self._warm_s)
-        n = len(ranked) - 1
-        return {"p50": ranked[n // 2] * 1e3, "p90": ranked[n * 9 // 10] * 1e3,
+        return {"p50": _ranked(ranked, 0.5) * 1e3, "p90": _ranked(ranked, 0.9) * 1e3,
                 "max": ranked[-1] * 1e3, "lead": (self._lead_s or 0.0) * 1e3}  # fmt: skip
 
     def symbols(self) -> list[str]:
