@@ -8,11 +8,14 @@ well under a second.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from core.panel import WidePanel, to_long
+
+if TYPE_CHECKING:  # a frame comes from to_long: importing polars here would cost every actor
+    import polars as pl
 
 __all__ = ["periods_per_year", "synthetic_bars", "synthetic_wide"]
 
