@@ -206,7 +206,7 @@ def _parse_timestamps(df: pl.DataFrame, file: str) -> pl.Series:
         parsed = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us"))
         parsed = parsed.dt.replace_time_zone("UTC")
     else:
-        import pandas as pd  # here only: 0.4 s to import, and every actor and CLI start pays it
+        import pandas as pd  # here only: 0.35 s and 66 MiB a process, else paid by every actor
 
         as_pd = pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
         parsed = pl.Series("timestamp", as_pd).cast(pl.Datetime("us", "UTC"))
