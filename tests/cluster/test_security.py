@@ -119,8 +119,31 @@ def test_weak_tokens_are_refused_with_a_clear_rule_and_without_the_token(weak, r
 
 @pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(32), lambda: secrets.token_hex(16)])
 def test_generated_tokens_pass_the_strength_check(make):
+    """200 random tokens each. A hex token (32 draws from 16 characters) has 6 distinct
+    characters or fewer with probability 1.8e-10 (occupancy: sum over d <= 6 of
+    C(16, d) S(32, d) d! / 16^32) and 24 of 31 neighbouring pairs within one code point about
+    3e-13 (binomial, p = 44/256 a pair): this test cannot flake. The rules before (10 distinct,
+    half the pairs) refused 9.5e-5 and 1.3e-5 of them, which failed this test in CI."""
     for _ in range(200):
         check_token_strength("ops", make())
+
+
+@pytest.mark.parametrize(
+    ("token", "rule"),
+    [
+        ("0a5fkq0fak5q0kfa5q0qka5f0f5akq0a", "only 6 distinct characters"),  # 6 of 0a5fkq
+        ("0a5fkq0fak5qw0kfa5q0qka5fw0f5akq", None),  # 7: w added, no neighbouring pair
+        ("abcdefghijklmnopqrstuvwxy0K5z#Q9", "runs of neighbouring characters"),  # 24 of 31
+        ("abcdefghijklmnopqrstuvwx0K5z#Q9m", None),  # 23 of 31 pairs are runs
+    ],
+)
+def test_the_distinct_and_run_rules_at_their_edges(token, rule):
+    """Counted by hand: the distinct characters, and the pairs a..y (24) or a..x (23)."""
+    if rule is None:
+        check_token_strength("ops", token)
+    else:
+        with pytest.raises(TokenConfigError, match=rule):
+            check_token_strength("ops", token)
 
 
 def test_authenticate_returns_the_matching_token_name():
