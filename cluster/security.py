@@ -104,11 +104,11 @@ def check_token_strength(name: str, secret: str) -> None:
 
     A string's true entropy cannot be measured, so this catches what humans type: fewer than
     ``MIN_TOKEN_LENGTH`` characters, fewer than 7 distinct characters, a repeated unit
-    (``abcabcabc...``), or runs (``abcdef``, ``aaaa``) making up three quarters of the string.
-    A token from ``secrets.token_urlsafe(32)`` or ``openssl rand -hex 16`` passes: for the
-    latter (32 draws from 16 characters) 6 distinct characters or fewer come with probability
-    1.8e-10, and 24 of its 31 neighbouring pairs within one code point of each other about
-    3e-13 (10 distinct and half the pairs, the rules before, refused 1 such token in 13,000).
+    (``abcabcabc...``), or runs (``abcdef``, ``aaaa``) in three quarters of its neighbouring
+    pairs. A token from ``secrets.token_urlsafe(32)`` or ``openssl rand -hex 16`` passes: for
+    the latter (32 draws from 16 characters) 6 distinct characters or fewer come with
+    probability 1.8e-10, and 24 of its 31 neighbouring pairs within one code point of each
+    other about 3e-13, so a generated token is never refused in practice.
 
     Raises:
         TokenConfigError: The token is too weak, with the rule it broke.
