@@ -122,7 +122,7 @@ def test_generated_tokens_pass_the_strength_check(make):
     """200 random tokens each. A hex token (32 draws from 16 characters) has 6 distinct
     characters or fewer with probability 1.8e-10 (occupancy: sum over d <= 6 of
     C(16, d) S(32, d) d! / 16^32) and 24 of 31 neighbouring pairs within one code point about
-    3e-13 (binomial, p = 44/256 a pair), so 400 draws cannot make this test flake."""
+    3e-13 (binomial, p = 44/256 a pair), so its 200 draws cannot make this test flake."""
     for _ in range(200):
         check_token_strength("ops", make())
 
