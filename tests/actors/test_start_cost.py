@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str) -> str:
+    """``code`` in a fresh interpreter at the repo root; its output, or its error shown."""
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, check=True)  # fmt: skip
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, f"the probe failed:\n{out.stderr}"
     return out.stdout.strip()
 
 
