@@ -128,8 +128,13 @@ class Risk(ActorShell):
         book = RiskBook()
         for strategy in all_strategies(self._config, self._journal):
             book.open_account(strategy.id, strategy.symbols, strategy.sim.cash)
-        book.apply_all(e.event for e in self._journal.read(BROKER_KINDS)
-                       if not is_not_approved(e.event))  # fmt: skip
+        # Trades closed after the last marks journaled are counted by the next bar's marks:
+        # this process must count them, since the one that held them in memory is gone.
+        uncounted = book.replay(
+            ((e.seq, e.event) for e in self._journal.read(BROKER_KINDS)
+             if not is_not_approved(e.event)),
+            self._last_marks_seq(),
+        )  # fmt: skip
         old = getattr(self, "_book", None)
         if old is not None:  # a rebuild after a journal error keeps the prices it had
             book.mark(old.prices)
@@ -142,7 +147,7 @@ class Risk(ActorShell):
                                    restart_wait_s=self._wait_s)  # fmt: skip
                 book.mark(closes)
         self._book = book
-        self._pending_closed: list[tuple[str, float]] = []
+        self._pending_closed: list[tuple[str, float]] = uncounted  # for the next marks
         self._after: dict[str, Any] | None = None  # the broker's last reported fill counts/quiet
         self._marked: int | None = None  # the last bar marked by this process
         self._unmarked: tuple[Any, Any] | None = None  # an open not marked yet (bar, answer)
@@ -152,6 +157,15 @@ class Risk(ActorShell):
         rec.set(mn.TRADING_STATE, 0, scope="global")
         for scope, status in self._engine.states.restricted().items():
             rec.set(mn.TRADING_STATE, mn.TRADING_STATE_VALUE[status.state], scope=str(scope))
+
+    def _last_marks_seq(self) -> int:
+        """The seq of the last row of a bar's marks (its ``risk_marks`` or a breaker trip;
+        0 for none). Every broker event journaled before it was counted in some bar's marks,
+        none after it: a bar's marks follow its ``bar_processed`` before any other broker
+        call, since every step that reaches the broker takes the lock that marks first."""
+        kinds = (EventKind.RISK_MARKS, EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED)
+        rows = [self._journal.last(kind) for kind in kinds]
+        return max((row.seq for row in rows if row is not None), default=0)
 
     def _append(self, events: Sequence[BaseModel]) -> list[Any]:
         """Journal engine events before answering; on failure rebuild the engine and raise."""
@@ -213,11 +227,17 @@ class Risk(ActorShell):
         closed = self._pending_closed + self._book.apply_all(report.events)
         prices = dict(zip(bar.symbols, bar.close.tolist(), strict=True))
         self._book.mark(prices)
-        events = self._engine.on_bar(
-            bar.index, bar.time, report.equity, prices=prices, closed_trades=closed
-        )
-        self._append(events)
-        self._pending_closed = []
+        done = self._engine.last_bar
+        if done is not None and bar.index <= done:
+            # marked and journaled before a restart: the trades waiting belong to later bars
+            self._pending_closed = closed
+            events: list[BaseModel] = []
+        else:
+            events = self._engine.on_bar(
+                bar.index, bar.time, report.equity, prices=prices, closed_trades=closed
+            )
+            self._append(events)
+            self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
         self._marked = bar.index
         return events

@@ -85,6 +85,19 @@ class RiskBook:
                 closed.append((event.strategy_id, pnl))  # type: ignore[attr-defined]
         return closed
 
+    def replay(
+        self, entries: Iterable[tuple[int, BaseModel]], counted_through: int
+    ) -> list[tuple[str, float]]:
+        """Apply journaled ``(seq, event)`` pairs in order (a restart's rebuild); returns
+        the trades closed by the events after seq ``counted_through``: those no journaled
+        mark has counted yet, which the next bar's marks must count (risk passes them on)."""
+        uncounted = []
+        for seq, event in entries:
+            pnl = self.apply(event)
+            if pnl is not None and seq > counted_through:
+                uncounted.append((event.strategy_id, pnl))  # type: ignore[attr-defined]
+        return uncounted
+
     def mark(self, prices: Mapping[str, float]) -> None:
         """Take a bar's finite, positive prices as the last prices and the ledgers' marks."""
         fresh = {s: p for s, p in prices.items() if math.isfinite(p) and p > 0}
