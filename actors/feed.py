@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -499,10 +500,11 @@ class DataFeed(ActorShell):
         with self._source_lock:
             return self._source.history(symbols, through)
 
-    def last_closes(self, through: int) -> dict[str, float]:
-        """Each symbol's last close at or before bar ``through``."""
+    def freshness(self, through: int) -> dict[str, tuple[datetime, float | None]]:
+        """Each symbol's last valid bar at or before bar ``through``, its time and close
+        (``ReplaySource.freshness``): a restarting risk actor's clocks and prices."""
         with self._source_lock:
-            return self._source.last_closes(through)
+            return self._source.freshness(through)
 
     def timestamps(self) -> list[str]:
         """Every bar's timestamp (ISO, UTC)."""

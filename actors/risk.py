@@ -123,8 +123,13 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ restart
     def _rebuild(self, *, fetch_prices: bool = False) -> None:
-        """Start-up and crash recovery: engine and book from the journal, marks from the feed."""
+        """Start-up and crash recovery: engine and book from the journal, prices and the
+        stale-data clocks from the feed (after a journal error: from the engine and book
+        being replaced)."""
+        old_engine = getattr(self, "_engine", None)
         self._engine = RiskEngine.rebuild(self._journal.read(REBUILD_KINDS), self._config.risk)
+        if old_engine is not None:
+            self._engine.resume_clocks(old_engine.freshness())
         book = RiskBook()
         for strategy in all_strategies(self._config, self._journal):
             book.open_account(strategy.id, strategy.symbols, strategy.sim.cash)
@@ -143,9 +148,10 @@ class Risk(ActorShell):
         if last is not None:
             self._last_bar = (last.event.bar_index, last.event.bar_ts)  # type: ignore[attr-defined]
             if fetch_prices:
-                closes = call_sync(self._actor(FEED).last_closes, self._last_bar[0], name=FEED,
-                                   restart_wait_s=self._wait_s)  # fmt: skip
-                book.mark(closes)
+                fresh = call_sync(self._actor(FEED).freshness, self._last_bar[0], name=FEED,
+                                  restart_wait_s=self._wait_s)  # fmt: skip
+                book.mark({s: price for s, (_, price) in fresh.items() if price is not None})
+                self._engine.resume_clocks(fresh)
         self._book = book
         self._pending_closed: list[tuple[str, float]] = uncounted  # for the next marks
         self._after: dict[str, Any] | None = None  # the broker's last reported fill counts/quiet

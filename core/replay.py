@@ -205,18 +205,22 @@ class ReplaySource:
             return panel
         return panel.select(list(symbols))
 
-    def last_closes(self, through: int) -> dict[str, float]:
-        """Each symbol's last finite close at or before bar ``through`` (symbols without one
-        are left out): the marks a restarted risk actor starts from."""
+    def freshness(self, through: int) -> dict[str, tuple[datetime, float | None]]:
+        """Each symbol's last bar with a finite close at or before bar ``through``: its time
+        (UTC) and close; a symbol without one has bar 0's time and None (risk's clocks start
+        when it first sees a symbol). A restarted risk actor's stale-data clocks and last
+        prices start from these: they are not journaled."""
         if through < 0:
             return {}
         self.validate_through(through)
         close = self.panel.close[: through + 1]
-        out = {}
+        stamps = self.panel.timestamps
+        out: dict[str, tuple[datetime, float | None]] = {}
         for j, symbol in enumerate(self.symbols):
             finite = np.flatnonzero(np.isfinite(close[:, j]))
-            if len(finite):
-                out[symbol] = float(close[finite[-1], j])
+            i = int(finite[-1]) if len(finite) else 0
+            at = stamps[i].astype("datetime64[us]").item().replace(tzinfo=UTC)
+            out[symbol] = (at, float(close[i, j]) if len(finite) else None)
         return out
 
     def delay(self, t: int, speed: Literal["max"] | float) -> float:

@@ -208,6 +208,20 @@ class RiskEngine:
         self._last_bar = bar_index
         return events
 
+    def freshness(self) -> dict[str, tuple[datetime, float | None]]:
+        """Each symbol's stale-data clock (its last fresh bar's time) and last price."""
+        return {s: (at, self.last_prices.get(s)) for s, at in self._fresh_at.items()}
+
+    def resume_clocks(self, freshness: Mapping[str, tuple[datetime, float | None]]) -> None:
+        """Set the stale-data clocks and last prices a restart lost (they are not journaled;
+        the feed's history or the engine before a rebuild tells them): without them a symbol
+        going stale would get its whole allowance again from the first bar after the restart.
+        """
+        for symbol, (at, price) in freshness.items():
+            self._fresh_at[symbol] = _utc(at)
+            if price is not None:
+                self.last_prices[symbol] = price
+
     def _clocks(
         self, now: datetime, prices: Mapping[str, float], fresh_symbols: Iterable[str] | None
     ) -> set[str]:

@@ -1,11 +1,16 @@
-"""A restarted risk actor counts every closed trade in the loss streaks, however its restart
-falls between a trade's fill and the marks of the next bar.
+"""A restarted risk actor's breakers go on as if it had never stopped.
 
-Risk counts a bar's closed trades (the last bar's close fills, this bar's open fills) in
-the bar's marks. Those trades live in its memory until the marks are journaled, so a restart
-in between must take them from the journal (the fills the broker journaled after the marker
-of the last bar risk marked). The reference is the same replay uninterrupted: its journal's
-loss-streak marks, bar by bar, must be the killed run's.
+- Loss streaks: risk counts a bar's closed trades (the last bar's close fills, this bar's
+  open fills) in the bar's marks. Those trades live in its memory until the marks are
+  journaled, so a restart in between must take them from the journal (the fills the broker
+  journaled after the last row of marks).
+- Stale data: each symbol's clock starts at its last bar with a valid close. The clocks are
+  not journaled, so a restart must take them from the feed's history, or a symbol going
+  stale would be given its whole allowance again.
+
+Risk is killed in a pause right after the bar that matters (a ``Gate`` host holds that bar
+until the test has paused the feed). The reference is the same replay uninterrupted: its
+journal's loss-streak marks and breaker trips, bar by bar, must be the killed run's.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 
 import pytest
 
-from core.events import EventKind, RiskMarkKind, RiskMarks
+from core.events import EventKind, RiskMarkKind, RiskMarks, RiskReason
 from core.journal import Journal
 from core.risk.engine import REBUILD_KINDS, RiskEngine
 from tests.kit.live import DATA, assert_journal_invariants, config, gate_dir, wait_quiet
@@ -27,15 +32,58 @@ WINDOW = {"start": "2000-01-01", "end": "2001-12-31"}  # 500 bars
 WARM_UP_BARS = 300  # actors.common.warm_up runs every strategy on this many bars: no hold there
 
 
-def gate_config(journal, at_bar: int, key: int):
+def gate_config(journal, at_bar: int, key: int, files=(DATA / "ORCL.csv",), **sections):
     """A ``Gate`` (a Flipper of period 1 on ORCL: long on even bars, flat on odd ones,
     filled at the close, so a trade closes on every odd bar) holding at ``at_bar``; a speed
     factor, so every bar is opened on its own and a pause falls between two bars."""
     strategies = [{"id": "gate", "strategy": "tests.kit.live:Gate",
                    "params": {"period": 1, "at_bar": at_bar, "key": key},
                    "symbols": ["ORCL"], "sim": {"fill": "close", "size_pct": 0.9}}]  # fmt: skip
-    cfg = config(strategies, [DATA / "ORCL.csv"], journal, data=WINDOW)
+    cfg = config(strategies, list(files), journal, data=WINDOW, **sections)
     return cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 1e9})})
+
+
+def run_with_risk_killed_after(live, cfg, gate, at: int):
+    """Replay ``cfg`` (its gate holding at bar ``at``), pause while the gate holds, so the
+    replay stops once bar ``at`` is done, SIGKILL risk there, let Ray restart it (its
+    ``__init__`` rebuilds it from the journal), then replay to the end."""
+    import ray
+
+    from actors.runtime import start
+
+    topo = start(cfg)
+    topo.feed.start.remote()
+    deadline = time.monotonic() + 120
+    while not (gate / "reached").exists():
+        assert time.monotonic() < deadline, "the gate was never reached"
+        time.sleep(0.01)
+    live.get(topo.feed.pause.remote())
+    (gate / "go").touch()
+    wait_quiet(topo)
+    assert live.get(topo.feed.status.remote())["next_bar"] == at + 1
+    pid = live.get(topo.risk.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    while True:
+        try:
+            if live.get(topo.risk.pid.remote(), timeout=60) != pid:
+                break
+        except ray.exceptions.RayActorError:  # down while it restarts
+            time.sleep(0.05)
+    live.get(topo.feed.resume.remote())
+    status = topo.run()
+    assert status["state"] == "done", status
+    assert_journal_invariants(cfg.journal.path)
+    topo.stop()
+
+
+def run_uninterrupted(cfg, gate) -> None:
+    from actors.runtime import start
+
+    (gate / "go").touch()  # the gate never holds
+    topo = start(cfg)
+    assert topo.run()["state"] == "done"
+    topo.stop()
+    (gate / "go").unlink()
 
 
 def streak_marks(path) -> list[tuple[int, str, float]]:
@@ -56,56 +104,62 @@ def rebuilt_streaks(path) -> dict[str, int]:
 
 @pytest.mark.timeout(240)
 def test_a_risk_restart_after_a_losing_close_keeps_the_loss_in_the_streak(live, tmp_path) -> None:
-    import ray
-
-    from actors.runtime import start
-
     key = secrets.randbits(48)
     gate = gate_dir(key)
     gate.mkdir()
     try:
-        # The uninterrupted run (the gate is open from the start, it never holds).
-        (gate / "go").touch()
         ref_cfg = gate_config(tmp_path / "ref.sqlite", 100_000, key)
-        topo = start(ref_cfg)
-        assert topo.run()["state"] == "done"
-        topo.stop()
+        run_uninterrupted(ref_cfg, gate)
         ref = streak_marks(ref_cfg.journal.path)
         # A bar whose close fill ended a losing trade: the next bar's marks raise the streak.
         losing = [bar - 1 for bar, _, value in ref if value > 0 and bar > WARM_UP_BARS + 1]
         assert losing, ref
         at = losing[0]
-        (gate / "go").unlink()
-
-        # The same replay, held while its host evaluates bar `at`; paused meanwhile, so the
-        # replay stops once bar `at` is done: its close filled (the losing trade closed) and
-        # bar at+1 not opened. Risk is killed there, before it has marked bar at+1.
         cfg = gate_config(tmp_path / "killed.sqlite", at, key)
-        topo = start(cfg)
-        topo.feed.start.remote()
-        deadline = time.monotonic() + 120
-        while not (gate / "reached").exists():
-            assert time.monotonic() < deadline, "the gate was never reached"
-            time.sleep(0.01)
-        live.get(topo.feed.pause.remote())
-        (gate / "go").touch()
-        wait_quiet(topo)
-        assert live.get(topo.feed.status.remote())["next_bar"] == at + 1
-        pid = live.get(topo.risk.pid.remote())
-        os.kill(pid, signal.SIGKILL)
-        while True:  # Ray restarts it; __init__ rebuilds it from the journal
-            try:
-                if live.get(topo.risk.pid.remote(), timeout=60) != pid:
-                    break
-            except ray.exceptions.RayActorError:  # down while it restarts
-                time.sleep(0.05)
-        live.get(topo.feed.resume.remote())
-        status = topo.run()
-        assert status["state"] == "done", status
-        assert_journal_invariants(cfg.journal.path)
+        run_with_risk_killed_after(live, cfg, gate, at)
         assert (at + 1, "strategy:gate") in {(bar, scope) for bar, scope, _ in ref}
         assert streak_marks(cfg.journal.path) == ref
         assert rebuilt_streaks(cfg.journal.path) == rebuilt_streaks(ref_cfg.journal.path)
-        topo.stop()
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
+
+
+def stale_trips(path) -> list[tuple[int, str]]:
+    """(bar, scope) of every stale-data trip journaled, in order."""
+    with Journal(path, readonly=True) as journal:
+        return [
+            (e.event.bar_index, str(e.event.scope))  # type: ignore[attr-defined]
+            for e in journal.read([EventKind.BREAKER_TRIPPED])
+            if e.event.breaker is RiskReason.STALE_DATA  # type: ignore[attr-defined]
+        ]  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+def test_a_risk_restart_keeps_a_stale_symbols_clock(live, tmp_path) -> None:
+    from core.replay import load_source
+
+    # NVDA's file cut after bar LAST of the window: from then on its bars are NaN, and with
+    # an allowance of 8 days its scope halts at the first bar more than 8 days after LAST's
+    # (LAST + 6 or so: weekends). Risk is killed 2 bars after LAST.
+    last, allowance = 350, 8 * 86_400
+    ref_cfg = gate_config(tmp_path / "x.sqlite", 100_000, 0, files=[DATA / "ORCL.csv"])
+    cut = str(load_source(ref_cfg.feed.data).panel.timestamps[last])[:10]
+    nvda = tmp_path / "NVDA.csv"
+    lines = (DATA / "NVDA.csv").read_text().splitlines()
+    nvda.write_text("\n".join([lines[0], *[ln for ln in lines[1:] if ln[:10] <= cut]]) + "\n")
+    files = [DATA / "ORCL.csv", nvda]
+    risk = {"stale_data_seconds": allowance}
+    key = secrets.randbits(48)
+    gate = gate_dir(key)
+    gate.mkdir()
+    try:
+        ref_cfg = gate_config(tmp_path / "ref.sqlite", 100_000, key, files, risk=risk)
+        run_uninterrupted(ref_cfg, gate)
+        ref = stale_trips(ref_cfg.journal.path)
+        assert ref and ref[0][1] == "symbol:NVDA" and last + 3 < ref[0][0] < last + 10, ref
+        at = last + 2
+        cfg = gate_config(tmp_path / "killed.sqlite", at, key, files, risk=risk)
+        run_with_risk_killed_after(live, cfg, gate, at)
+        assert stale_trips(cfg.journal.path) == ref
     finally:
         shutil.rmtree(gate, ignore_errors=True)

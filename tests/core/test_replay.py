@@ -6,6 +6,7 @@ Expected rules are those of ``core.data.validation.check_bar`` applied by hand t
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,21 @@ def test_a_re_emitted_bar_reports_the_same_events_and_history_holds_the_quaranti
     assert once.quarantined[0].rule is BadBarRule.NON_POSITIVE_PRICE
     hist = src.history(["B", "A"], 1)
     assert hist.symbols == ("B", "A") and math.isnan(hist.close[1, 1])
-    assert src.last_closes(1) == {"A": 10.5, "B": 10.5}  # A's last valid close is bar 0's
+    fresh = src.freshness(1)  # A's last valid close is bar 0's
+    assert {s: close for s, (_, close) in fresh.items()} == {"A": 10.5, "B": 10.5}
+    assert fresh["A"][0] < fresh["B"][0]
+
+
+def test_freshness_is_each_symbols_last_valid_bar_time_and_close() -> None:
+    # A: valid on days 0 and 1, a negative close (quarantined) on day 2, no bar on day 3;
+    # B: never a bar, so its clock is bar 0's time and it has no price.
+    gap = (NAN,) * 5
+    src = ReplaySource(panel([GOOD, (10.0, 11.0, 9.0, 10.25, 1.0), (10.0, 11.0, 9.0, -1.0, 1.0),
+                              gap], [gap] * 4))  # fmt: skip
+    day = [datetime(2024, 1, 2 + k, tzinfo=UTC) for k in range(4)]
+    assert src.freshness(3) == {"A": (day[1], 10.25), "B": (day[0], None)}
+    assert src.freshness(0) == {"A": (day[0], 10.5), "B": (day[0], None)}
+    assert src.freshness(-1) == {}
 
 
 def test_history_validates_bars_not_yet_emitted_without_losing_their_events() -> None:

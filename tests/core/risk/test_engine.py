@@ -175,6 +175,28 @@ def test_stale_data_halts_only_that_symbol_until_a_fresh_bar() -> None:
     assert engine.last_prices == {"AAPL": 100.0, "MSFT": 100.0}
 
 
+def test_a_rebuilt_engine_given_the_clocks_trips_a_stale_symbol_when_the_live_one_does() -> None:
+    # The clocks are not journaled: a rebuild starts them again unless it is given them
+    # (what a restarted risk actor takes from the feed's history). By hand: AAPL's last bar
+    # is day 0, the allowance 3 days, so day 4 trips it (4 > 3) in the live engine; a rebuilt
+    # engine left to start AAPL's clock at day 2 would wait for day 6.
+    limits = RiskLimits(stale_data_seconds=3 * 86_400)
+    nan = float("nan")
+    live = RiskEngine(limits)
+    journal = bar(live, 0, 1e5)
+    journal += bar(live, 1, 1e5, prices={"AAPL": nan, "MSFT": 100.0})
+    rebuilt = RiskEngine.rebuild(journal, limits)
+    rebuilt.resume_clocks(live.freshness())
+    assert rebuilt.freshness() == live.freshness() == {
+        "AAPL": (T0, 100.0), "MSFT": (T0 + timedelta(days=1), 100.0),
+    }  # fmt: skip
+    for engine in (live, rebuilt):
+        for i in (2, 3):
+            assert trips(bar(engine, i, 1e5, prices={"AAPL": nan, "MSFT": 100.0})) == []
+        events = bar(engine, 4, 1e5, prices={"AAPL": nan, "MSFT": 100.0})
+        assert trips(events) == [("symbol:AAPL", RiskReason.STALE_DATA, H)]
+
+
 def test_a_fresh_bar_does_not_lift_an_operators_kill() -> None:
     engine = RiskEngine(RiskLimits(stale_data_seconds=86_400))
     bar(engine, 0, 1e5)
