@@ -29,7 +29,7 @@ from core.risk.engine import REBUILD_KINDS, RiskEngine
 from tests.kit.live import DATA, assert_journal_invariants, config, gate_dir, wait_quiet
 
 WINDOW = {"start": "2000-01-01", "end": "2001-12-31"}  # 500 bars
-WARM_UP_BARS = 300  # actors.common.warm_up runs every strategy on this many bars: no hold there
+WARM_UP_BARS = 300  # actors.common.warm_up runs a strategy on at most this many bars: no hold
 
 
 def gate_config(journal, at_bar: int, key: int, files=(DATA / "ORCL.csv",), **sections):
@@ -142,8 +142,8 @@ def test_a_risk_restart_keeps_a_stale_symbols_clock(live, tmp_path) -> None:
     # an allowance of 8 days its scope halts at the first bar more than 8 days after LAST's
     # (LAST + 6 or so: weekends). Risk is killed 2 bars after LAST.
     last, allowance = 350, 8 * 86_400
-    ref_cfg = gate_config(tmp_path / "x.sqlite", 100_000, 0, files=[DATA / "ORCL.csv"])
-    cut = str(load_source(ref_cfg.feed.data).panel.timestamps[last])[:10]
+    orcl = gate_config(None, 100_000, 0).feed.data  # the window's bars: ORCL trades them all
+    cut = str(load_source(orcl).panel.timestamps[last])[:10]
     nvda = tmp_path / "NVDA.csv"
     lines = (DATA / "NVDA.csv").read_text().splitlines()
     nvda.write_text("\n".join([lines[0], *[ln for ln in lines[1:] if ln[:10] <= cut]]) + "\n")
