@@ -70,6 +70,15 @@ class WidePanel:
             *(np.ascontiguousarray(getattr(self, f)[:, idx]) for f in (*PRICE_COLUMNS, "volume")),
         )
 
+    def last_close_rows(self) -> np.ndarray:
+        """Each symbol's last row with a finite close, -1 for none: where its last price is
+        (what a restarted broker or risk actor starts its marks and clocks from)."""
+        finite = np.isfinite(self.close)
+        if not self.n_bars:
+            return np.full(self.n_symbols, -1)
+        rows = self.n_bars - 1 - np.argmax(finite[::-1], axis=0)
+        return np.where(finite.any(axis=0), rows, -1)
+
     def slice(self, start: int, stop: int) -> WidePanel:
         """Bars ``start:stop`` of every symbol."""
         return WidePanel(

@@ -407,13 +407,11 @@ class PaperEngine:
     def _restore_marks(self, history: WidePanel) -> None:
         """Last closes, last bar and this bar's stop flags from the feed's history."""
         last = history.n_bars - 1
-        finite = np.isfinite(history.close)
-        has_close = finite.any(axis=0)
-        last_row = last - np.argmax(finite[::-1], axis=0)
+        rows = history.last_close_rows()
         closes = {
-            s: float(history.close[last_row[i], i])
+            s: float(history.close[rows[i], i])
             for i, s in enumerate(history.symbols)
-            if has_close[i]
+            if rows[i] >= 0
         }
         for account in self._accounts.values():
             account.ledger.set_last_closes(closes)

@@ -213,14 +213,11 @@ class ReplaySource:
         if through < 0:
             return {}
         self.validate_through(through)
-        close = self.panel.close[: through + 1]
-        stamps = self.panel.timestamps
+        panel = self.panel.slice(0, through + 1)
         out: dict[str, tuple[datetime, float | None]] = {}
-        for j, symbol in enumerate(self.symbols):
-            finite = np.flatnonzero(np.isfinite(close[:, j]))
-            i = int(finite[-1]) if len(finite) else 0
-            at = stamps[i].astype("datetime64[us]").item().replace(tzinfo=UTC)
-            out[symbol] = (at, float(close[i, j]) if len(finite) else None)
+        for j, (symbol, i) in enumerate(zip(self.symbols, panel.last_close_rows(), strict=True)):
+            at = _to_datetime(panel.timestamps[max(i, 0)])
+            out[symbol] = (at, float(panel.close[i, j]) if i >= 0 else None)
         return out
 
     def delay(self, t: int, speed: Literal["max"] | float) -> float:

@@ -80,6 +80,13 @@ def test_freshness_is_each_symbols_last_valid_bar_time_and_close() -> None:
     assert src.freshness(-1) == {}
 
 
+def test_last_close_rows_are_each_symbols_last_finite_close_or_minus_one() -> None:
+    gap = (NAN,) * 5
+    p = panel([GOOD, GOOD, gap], [gap, gap, gap])  # by hand: A's last close is row 1, B none
+    assert p.last_close_rows().tolist() == [1, -1]
+    assert p.slice(0, 0).last_close_rows().tolist() == [-1, -1]  # no bars at all
+
+
 def test_history_validates_bars_not_yet_emitted_without_losing_their_events() -> None:
     src = ReplaySource(panel([GOOD, GOOD, (10.0, 11.0, 12.0, 10.5, 1.0)], [GOOD] * 3))
     assert math.isnan(src.history(None, 2).low[2, 0])  # a restarted feed's catch-up
