@@ -55,6 +55,7 @@ from core.events import (
     EventKind,
     FillReason,
     KillMode,
+    KillSwitchEngaged,
     OrderIntent,
     RiskReason,
     RiskVerdict,
@@ -159,6 +160,7 @@ class Risk(ActorShell):
         self._unmarked: tuple[Any, Any] | None = None  # an open not marked yet (bar, answer)
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
+        self._unfinished = self._unfinished_kill(self._last_marks_seq())
         rec = self._telemetry.recorder
         rec.set(mn.TRADING_STATE, 0, scope="global")
         for scope, status in self._engine.states.restricted().items():
@@ -172,6 +174,21 @@ class Risk(ActorShell):
         kinds = (EventKind.RISK_MARKS, EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED)
         rows = [self._journal.last(kind) for kind in kinds]
         return max((row.seq for row in rows if row is not None), default=0)
+
+    def _unfinished_kill(self, seq: int) -> tuple[int, KillSwitchEngaged] | None:
+        """The last kill switch journaled after ``seq`` (the last row of marks) with its seq,
+        if it is still in force: a process may have died between journaling it and finishing
+        its cancellations and flatten at the broker. Only the last: a kill runs under the
+        lock, so any kill, bar or command journaled after one began after it had finished.
+        """
+        last = None
+        for entry in self._journal.read([EventKind.KILL_SWITCH_ENGAGED], since_seq=seq):
+            last = entry
+        if last is None:
+            return None
+        kill: KillSwitchEngaged = last.event  # type: ignore[assignment]
+        in_force = self._engine.states.kill_switches().get(kill.scope) == kill
+        return (last.seq, kill) if in_force else None
 
     def _append(self, events: Sequence[BaseModel]) -> list[Any]:
         """Journal engine events before answering; on failure rebuild the engine and raise."""
@@ -189,6 +206,8 @@ class Risk(ActorShell):
         """The lock of every bar step, command and query; marks a bar opened just before
         first, so nothing is decided (or reported) before the marks of the bar it belongs to."""
         with self._mutex:
+            if self._unfinished is not None:  # before anything reaches the broker (a restart)
+                self._finish_kill(*self._unfinished)
             if self._unmarked is not None:
                 bar, answer = self._unmarked
                 self._unmarked = None
@@ -196,6 +215,15 @@ class Risk(ActorShell):
                 self._after = _after(answer)
                 self._marks(unpack(bar), answer["report"])
             yield
+
+    def _finish_kill(self, seq: int, kill: KillSwitchEngaged) -> None:
+        """Carry out again, idempotently, a kill a process journaled and may not have
+        finished (``_unfinished_kill``): its cancellations (never of its own flatten orders)
+        and its flatten orders, the same ids (the kill's seq is their nonce), so nothing is
+        done twice. Under the lock, before any other step of a restarted process."""
+        done = self._carry_out(kill.scope, kill.flatten, nonce=seq)
+        self._unfinished = None
+        log.warning("kill of %s (seq %d) finished after a restart: %s", kill.scope, seq, done)
 
     def _defer_marks(self, bar: BarSlice | bytes, answer: dict[str, Any] | bytes) -> None:
         """Mark a bar the broker just opened after the answer has gone (the feed wants only
@@ -473,28 +501,40 @@ class Risk(ActorShell):
         with self._locked():
             events = self._engine.kill(target, mode, flatten=flatten, by=by)
             appended = self._append(events)
-            view = self._book.view()
-            ids = self._engine.orders_to_cancel(target, view, flatten=flatten)
-            canceled: list[Any] = []
-            if ids:
-                self._after = None
-                canceled = self._broker("cancel", ids, None, False, "kill_switch")
-                self._book.apply_all(canceled)
-            flat_ids, unpriced = [], []
-            if flatten and self._last_bar is not None:
-                t, ts = self._last_bar
-                orders = self._engine.flatten_orders(
-                    target, self._book.view(), bar_index=t, bar_ts=ts, nonce=appended[-1].seq
-                )
-                verdicts, _ = self._decide_and_forward(list(orders.close), ts)
-                flat_ids = [v.client_order_id for v in verdicts if v.approved_qty]
-                unpriced = [f"{sid}:{sym}" for sid, sym in orders.unpriced]
+            done = self._carry_out(target, flatten, nonce=appended[-1].seq)
         return {
             "scope": str(target), "mode": mode.value, "flatten": flatten, "by": by,
-            "state": self._engine.states.state(target).value,
-            "canceled_orders": [c.client_order_id for c in canceled],
-            "flatten_orders": flat_ids, "unpriced": unpriced,
+            "state": self._engine.states.state(target).value, **done,
         }  # fmt: skip
+
+    def _carry_out(self, target: Scope, flatten: bool, *, nonce: int) -> dict[str, list[str]]:
+        """A journaled kill's work at the broker (under the lock): cancel the scope's open
+        orders (all with ``flatten``, else those adding exposure), then, with ``flatten``,
+        decide and forward a closing order for each position at the last bar's prices, its
+        id made of ``nonce`` (the kill's seq). Idempotent: the kill's own flatten orders are
+        never canceled, and a flatten order decided before gets its journaled verdict and
+        goes again under the same id (the broker creates nothing twice)."""
+        closing, unpriced = [], []
+        if flatten and self._last_bar is not None:
+            t, ts = self._last_bar
+            orders = self._engine.flatten_orders(
+                target, self._book.view(), bar_index=t, bar_ts=ts, nonce=nonce
+            )
+            closing, unpriced = list(orders.close), [f"{s}:{y}" for s, y in orders.unpriced]
+        own = {o.client_order_id for o in closing}
+        ids = [i for i in self._engine.orders_to_cancel(target, self._book.view(), flatten=flatten)
+               if i not in own]  # fmt: skip
+        canceled: list[Any] = []
+        if ids:
+            self._after = None
+            canceled = self._broker("cancel", ids, None, False, "kill_switch")
+            self._book.apply_all(canceled)
+        flat_ids = []
+        if closing:
+            verdicts, _ = self._decide_and_forward(closing, self._last_bar[1])  # type: ignore[index]
+            flat_ids = [v.client_order_id for v in verdicts if v.approved_qty]
+        return {"canceled_orders": [c.client_order_id for c in canceled],
+                "flatten_orders": flat_ids, "unpriced": unpriced}  # fmt: skip
 
     @ray.method(max_task_retries=0)
     def resume(self, scope: str, by: str = "operator") -> dict[str, Any]:

@@ -8,9 +8,13 @@
   not journaled, so a restart must take them from the feed's history, or a symbol going
   stale would be given its whole allowance again.
 
+- Kills: a kill is journaled before its cancellations and flatten reach the broker, so a
+  restart in between must finish it before the next bar opens (and a restart after one
+  finished must do nothing twice).
+
 Risk is killed in a pause right after the bar that matters (a ``Gate`` host holds that bar
 until the test has paused the feed). The reference is the same replay uninterrupted: its
-journal's loss-streak marks and breaker trips, bar by bar, must be the killed run's.
+journal's loss-streak marks, breaker trips and what follows a kill must be the killed run's.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ def gate_config(journal, at_bar: int, key: int, files=(DATA / "ORCL.csv",), **se
     return cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 1e9})})
 
 
-def run_with_risk_killed_after(live, cfg, gate, at: int):
+def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_risk=True):
     """Replay ``cfg`` (its gate holding at bar ``at``), pause while the gate holds, so the
-    replay stops once bar ``at`` is done, SIGKILL risk there, let Ray restart it (its
-    ``__init__`` rebuilds it from the journal), then replay to the end."""
+    replay stops once bar ``at`` is done, call ``in_pause(topo)`` if given, SIGKILL risk
+    there (unless not ``kill_risk``), let Ray restart it (its ``__init__`` rebuilds it from
+    the journal), then replay to the end; returns the broker's final positions."""
     import ray
 
     from actors.runtime import start
@@ -61,9 +66,12 @@ def run_with_risk_killed_after(live, cfg, gate, at: int):
     (gate / "go").touch()
     wait_quiet(topo)
     assert live.get(topo.feed.status.remote())["next_bar"] == at + 1
+    if in_pause is not None:
+        in_pause(topo)
     pid = live.get(topo.risk.pid.remote())
-    os.kill(pid, signal.SIGKILL)
-    while True:
+    if kill_risk:
+        os.kill(pid, signal.SIGKILL)
+    while kill_risk:
         try:
             if live.get(topo.risk.pid.remote(), timeout=60) != pid:
                 break
@@ -73,7 +81,9 @@ def run_with_risk_killed_after(live, cfg, gate, at: int):
     status = topo.run()
     assert status["state"] == "done", status
     assert_journal_invariants(cfg.journal.path)
+    positions = live.get(topo.broker.positions.remote())
     topo.stop()
+    return positions
 
 
 def run_uninterrupted(cfg, gate) -> None:
@@ -163,3 +173,116 @@ def test_a_risk_restart_keeps_a_stale_symbols_clock(live, tmp_path) -> None:
         assert stale_trips(cfg.journal.path) == ref
     finally:
         shutil.rmtree(gate, ignore_errors=True)
+
+
+def after_the_kill(path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """What the journal holds after its kill switch row: the kill, the cancellations
+    and the fills, as content (ids aside: a flatten order's id is made of the kill's seq)."""
+    with Journal(path, readonly=True) as journal:
+        kill = journal.last(EventKind.KILL_SWITCH_ENGAGED)
+        assert kill is not None
+        k = kill.event
+        canceled = [
+            (
+                e.event.strategy_id,
+                e.event.symbol,
+                e.event.remaining_qty,
+                e.event.why,
+                e.event.bar_index,
+            )
+            for e in journal.read([EventKind.ORDER_CANCELED], since_seq=kill.seq)
+        ]
+        fills = [
+            (
+                e.event.strategy_id,
+                e.event.symbol,
+                e.event.qty,
+                e.event.price,
+                e.event.reason.value,
+                e.event.bar_index,
+            )
+            for e in journal.read([EventKind.ORDER_FILLED], since_seq=kill.seq)
+        ]
+    return [(str(k.scope), k.mode.value, k.flatten, k.by)], canceled, fills  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("died", ["after_journaling_the_kill", "after_finishing_the_kill"])
+def test_a_kill_risk_died_in_the_middle_of_is_finished_before_the_next_bar(
+    live, tmp_path, died
+) -> None:
+    # Risk journals a kill, then dies before its cancellations and flatten reach the broker.
+    # Injected as it happens: the kill's rows, made by risk's own engine, appended to the
+    # journal as risk appends them; then risk SIGKILLed before it can act. At the pause the
+    # gate (ORCL, filled at the next open) is flat with a buy resting (bar 400 is even: its
+    # target is long) and the holder is long NVDA. The reference is the same kill finished
+    # by the live risk actor at the same pause: the resting buy canceled, the NVDA position
+    # flattened at the next open, nothing bought after. The restarted risk must finish the
+    # kill before bar 401 opens, so the run ends the same: otherwise the buy fills at bar
+    # 401's open (and stays held, every later order halted) and NVDA is never flattened.
+    # And a risk killed after it finished the kill (the flatten order resting) must do
+    # nothing twice: no second flatten, no cancellation of the flatten order.
+    from core.events import KillMode, Scope
+
+    at, key = 400, secrets.randbits(48)
+    gate = gate_dir(key)
+    gate.mkdir()
+
+    def kill_config(journal):
+        strategies = [
+            {"id": "gate", "strategy": "tests.kit.live:Gate",
+             "params": {"period": 1, "at_bar": at, "key": key}, "symbols": ["ORCL"],
+             "sim": {"fill": "next_open", "size_pct": 0.9}},
+            {"id": "hold", "strategy": "tests.kit.live:Flipper", "params": {"period": 1000},
+             "symbols": ["NVDA"], "sim": {"fill": "next_open", "size_pct": 0.9}},
+        ]  # fmt: skip
+        cfg = config(strategies, [DATA / "ORCL.csv", DATA / "NVDA.csv"], journal, data=WINDOW)
+        return cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 1e9})})
+
+    def operator_kill(topo) -> None:
+        out = live.get(topo.risk.kill.remote("global", "halt", True, "test-operator"))
+        assert out["canceled_orders"] and out["flatten_orders"], out
+
+    def journal_the_kill_only(cfg):
+        def inject(topo) -> None:
+            with Journal(cfg.journal.path) as journal:
+                engine = RiskEngine.rebuild(journal.read(REBUILD_KINDS), cfg.risk)
+                events = engine.kill(Scope.parse("global"), KillMode.HALT, flatten=True,
+                                     by="test-operator")  # fmt: skip
+                journal.append_many(events, source="risk")
+
+        return inject
+
+    try:
+        ref_cfg = kill_config(tmp_path / "ref.sqlite")
+        ref_positions = run_with_risk_killed_after(
+            live, ref_cfg, gate, at, in_pause=operator_kill, kill_risk=False
+        )
+        (gate / "go").unlink()
+        (gate / "reached").unlink()
+        ref = after_the_kill(ref_cfg.journal.path)
+        assert ref_positions == {"gate": {}, "hold": {}}
+        kills, canceled, fills = ref
+        assert kills == [("global", "halt", True, "test-operator")]
+        assert [(sid, sym) for sid, sym, *_ in canceled] == [("gate", "ORCL")]
+        assert [(sid, sym, reason, bar) for sid, sym, _, _, reason, bar in fills] == [
+            ("hold", "NVDA", "flatten", at + 1)
+        ]
+        cfg = kill_config(tmp_path / "killed.sqlite")
+        inject = journal_the_kill_only(cfg) if died == "after_journaling_the_kill" \
+            else operator_kill  # fmt: skip
+        positions = run_with_risk_killed_after(live, cfg, gate, at, in_pause=inject)
+        assert positions == ref_positions
+        assert after_the_kill(cfg.journal.path) == ref
+        assert live_state_halted(cfg.journal.path)
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
+
+
+def live_state_halted(path) -> bool:
+    """The journal's trading state of ``global`` is HALTED (a rebuilt engine's)."""
+    from core.events import Scope, TradingState
+
+    with Journal(path, readonly=True) as journal:
+        engine = RiskEngine.rebuild(journal.read(REBUILD_KINDS))
+    return engine.states.state(Scope.parse("global")) is TradingState.HALTED
