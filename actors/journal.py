@@ -4,6 +4,11 @@ Every other actor appends through its own connection with automatic checkpoints 
 commit on the hot path pays for one); this actor checkpoints the WAL into the database file
 in the background (``PRAGMA wal_checkpoint(PASSIVE)``: it never blocks a writer) so the WAL
 stays small. Status, the CLI and the HTTP API read through it; it writes no events.
+
+A checkpoint's two fsyncs take milliseconds of wall time, and a bar in flight meanwhile
+waits on the disk too, so a paced feed says when a bar is done and the next is some way
+off (``checkpoint_between_bars``) and the checkpoint runs then; without that word (a replay
+as fast as possible) it runs every ``checkpoint_every_s`` (docs/live.md, "Journal").
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from actors.common import ActorShell
 from core.events import EventKind
 from core.journal import Journal, OrderRow
 
-__all__ = ["CHECKPOINT_EVERY_S", "JournalReader"]
+__all__ = ["CHECKPOINT_EVERY_S", "CHECKPOINT_GAP_S", "JournalReader"]
 
 CHECKPOINT_EVERY_S = 1.0
+#: The least time until the next bar for the feed to ask for a checkpoint between bars: a
+#: checkpoint of half a second of a paced W5 run took 4-10 ms here, most of it fsyncs.
+CHECKPOINT_GAP_S = 0.015
 log = logging.getLogger("raytrader.journal")
 
 
@@ -56,7 +64,9 @@ class JournalReader(ActorShell):
         self._journal = Journal(journal_path)  # checkpoints write the database file
         self._init_telemetry("journal", self._journal)  # restarts (it appends nothing)
         self._checkpoints = 0
+        self._asked = 0  # of them, between bars at the feed's word
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set: a checkpoint now (the feed's word, or stop)
         self._thread = threading.Thread(
             target=self._checkpoint_loop, args=(checkpoint_every_s,), daemon=True,
             name="journal-checkpoint",
@@ -70,12 +80,24 @@ class JournalReader(ActorShell):
         bars, and still gets its share when a fast replay keeps every core busy."""
         with contextlib.suppress(OSError, AttributeError):  # not Linux: normal priority
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HELPER_NICE)
-        while not self._stop.wait(every_s):
+        while True:
+            asked = self._wake.wait(every_s)  # the periodic wait starts again after each one
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self._journal.checkpoint()
                 self._checkpoints += 1
+                self._asked += asked
             except Exception as exc:  # a busy file now is fine: the next round catches up
                 log.warning("journal checkpoint failed: %s", exc)
+
+    async def checkpoint_between_bars(self) -> None:
+        """The feed's word that a bar is done and the next one is at least
+        ``CHECKPOINT_GAP_S`` away: the background thread checkpoints now (and waits
+        ``checkpoint_every_s`` from here before a periodic one), so the fsyncs land in
+        the gap instead of in a bar. Answers at once."""
+        self._wake.set()
 
     async def checkpoint(self) -> tuple[int, int]:
         """Checkpoint now; (WAL pages, pages copied)."""
@@ -126,6 +148,7 @@ class JournalReader(ActorShell):
             for (d, r), n in self._journal.decision_counts(strategy).items()
         ]
 
-    async def checkpoints(self) -> int:
-        """Background checkpoints done so far."""
-        return self._checkpoints
+    async def checkpoints(self) -> dict[str, int]:
+        """Background checkpoints done so far: ``done`` in all, ``between_bars`` of them at
+        the feed's word."""
+        return {"done": self._checkpoints, "between_bars": self._asked}

@@ -1,10 +1,13 @@
-"""The journal actor's background checkpoints: they run, and at the lowest CPU priority.
+"""The journal actor's background checkpoints: they run, at the lowest CPU priority, and
+between bars when a paced feed asks for them.
 
-Run in this process (the class, not a Ray actor): the thread and its priority are local.
+The first two run in this process (the class, not a Ray actor): the thread and its
+priority are local. The last runs a paced and a fast replay through the live actors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -15,6 +18,7 @@ import pytest
 from actors.journal import JournalReader
 from core.events import BarDone, EventKind
 from core.journal import Journal
+from tests.kit.live import DATA, config
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
@@ -41,3 +45,49 @@ def test_checkpoints_run_in_a_thread_at_nice_19_and_lose_nothing(tmp_path) -> No
         assert frames == copied  # the WAL is all in the database file
         with Journal(path, readonly=True) as check:
             assert check.max_bar(EventKind.BAR_DONE) == 49
+
+
+@pytest.mark.timeout(30)
+def test_a_checkpoint_between_bars_runs_at_once(tmp_path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path, wal_autocheckpoint=0) as writer:
+        reader = JournalReader(str(path), checkpoint_every_s=3600)  # never by itself here
+        for t in range(50):
+            writer.append(BarDone(bar_index=t, bar_ts=datetime(2020, 1, 1, tzinfo=UTC)),
+                          source="feed")  # fmt: skip
+        before = path.stat().st_size  # the rows are in the WAL only
+        asyncio.run(reader.checkpoint_between_bars())
+        deadline = time.monotonic() + 20
+        while reader._checkpoints < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert asyncio.run(reader.checkpoints()) == {"done": 1, "between_bars": 1}
+        assert path.stat().st_size > before  # copied into the database file
+        frames, copied = reader._journal.checkpoint()
+        assert frames == copied
+        reader._stop.set()
+        reader._wake.set()
+        reader._thread.join(timeout=5)
+        assert not reader._thread.is_alive()
+
+
+@pytest.mark.timeout(240)
+def test_a_paced_feed_asks_for_checkpoints_between_bars_and_a_fast_one_never(
+    live, tmp_path
+) -> None:
+    # A daily bar every 40 ms (120 over a weekend) for three months: about 2.9 s, the next
+    # bar due well over CHECKPOINT_GAP_S (15 ms) after most bars are done, so the feed asks
+    # every half second (CHECKPOINT_EVERY_S / 2). As fast as possible, no bar is ever that
+    # far off: the journal actor checkpoints by itself only.
+    from actors.runtime import start
+
+    strategies = [{"id": "flip", "strategy": "tests.kit.live:Flipper", "symbols": ["ORCL"],
+                   "params": {"period": 4}}]  # fmt: skip
+    window = {"start": "2001-01-01", "end": "2001-03-31"}
+    for speed, asked in ((86_400 / 0.04, True), ("max", False)):
+        cfg = config(strategies, [DATA / "ORCL.csv"], tmp_path / f"{speed}.sqlite", data=window)
+        cfg = cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": speed})})
+        topo = start(cfg)
+        assert topo.run()["state"] == "done"
+        counts = live.get(topo.handles["journal"].checkpoints.remote())
+        topo.stop()
+        assert (counts["between_bars"] >= 2) if asked else (counts["between_bars"] == 0), counts
