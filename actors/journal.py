@@ -28,7 +28,7 @@ __all__ = ["CHECKPOINT_EVERY_S", "CHECKPOINT_GAP_S", "JournalReader"]
 
 CHECKPOINT_EVERY_S = 1.0
 #: The least time until the next bar for the feed to ask for a checkpoint between bars: a
-#: checkpoint of half a second of a paced W5 run took 4-10 ms here, most of it fsyncs.
+#: checkpoint of half a second of a paced W5 run's WAL took 3-7 ms here, most of it fsyncs.
 CHECKPOINT_GAP_S = 0.015
 log = logging.getLogger("raytrader.journal")
 
@@ -66,7 +66,7 @@ class JournalReader(ActorShell):
         self._checkpoints = 0
         self._asked = 0  # of them, between bars at the feed's word
         self._stop = threading.Event()
-        self._wake = threading.Event()  # set: a checkpoint now (the feed's word, or stop)
+        self._wake = threading.Event()  # set: a checkpoint now (the feed's word)
         self._thread = threading.Thread(
             target=self._checkpoint_loop, args=(checkpoint_every_s,), daemon=True,
             name="journal-checkpoint",
