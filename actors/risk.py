@@ -513,7 +513,9 @@ class Risk(ActorShell):
         decide and forward a closing order for each position at the last bar's prices, its
         id made of ``nonce`` (the kill's seq). Idempotent: the kill's own flatten orders are
         never canceled, and a flatten order decided before gets its journaled verdict and
-        goes again under the same id (the broker creates nothing twice)."""
+        goes again under the same id (the broker creates nothing twice). Should a bar have
+        opened since (other ids), the earlier flatten orders are canceled like any other
+        order and what is left of each position is closed once."""
         closing, unpriced = [], []
         if flatten and self._last_bar is not None:
             t, ts = self._last_bar

@@ -27,7 +27,15 @@ import time
 
 import pytest
 
-from core.events import EventKind, RiskMarkKind, RiskMarks, RiskReason
+from core.events import (
+    EventKind,
+    KillMode,
+    RiskMarkKind,
+    RiskMarks,
+    RiskReason,
+    Scope,
+    TradingState,
+)
 from core.journal import Journal
 from core.risk.engine import REBUILD_KINDS, RiskEngine
 from tests.kit.live import DATA, assert_journal_invariants, config, gate_dir, wait_quiet
@@ -68,15 +76,15 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     assert live.get(topo.feed.status.remote())["next_bar"] == at + 1
     if in_pause is not None:
         in_pause(topo)
-    pid = live.get(topo.risk.pid.remote())
     if kill_risk:
+        pid = live.get(topo.risk.pid.remote())
         os.kill(pid, signal.SIGKILL)
-    while kill_risk:
-        try:
-            if live.get(topo.risk.pid.remote(), timeout=60) != pid:
-                break
-        except ray.exceptions.RayActorError:  # down while it restarts
-            time.sleep(0.05)
+        while True:
+            try:
+                if live.get(topo.risk.pid.remote(), timeout=60) != pid:
+                    break
+            except ray.exceptions.RayActorError:  # down while it restarts
+                time.sleep(0.05)
     live.get(topo.feed.resume.remote())
     status = topo.run()
     assert status["state"] == "done", status
@@ -222,8 +230,6 @@ def test_a_kill_risk_died_in_the_middle_of_is_finished_before_the_next_bar(
     # 401's open (and stays held, every later order halted) and NVDA is never flattened.
     # And a risk killed after it finished the kill (the flatten order resting) must do
     # nothing twice: no second flatten, no cancellation of the flatten order.
-    from core.events import KillMode, Scope
-
     at, key = 400, secrets.randbits(48)
     gate = gate_dir(key)
     gate.mkdir()
@@ -274,15 +280,13 @@ def test_a_kill_risk_died_in_the_middle_of_is_finished_before_the_next_bar(
         positions = run_with_risk_killed_after(live, cfg, gate, at, in_pause=inject)
         assert positions == ref_positions
         assert after_the_kill(cfg.journal.path) == ref
-        assert live_state_halted(cfg.journal.path)
+        assert journaled_global_state(cfg.journal.path) is TradingState.HALTED
     finally:
         shutil.rmtree(gate, ignore_errors=True)
 
 
-def live_state_halted(path) -> bool:
-    """The journal's trading state of ``global`` is HALTED (a rebuilt engine's)."""
-    from core.events import Scope, TradingState
-
+def journaled_global_state(path) -> TradingState:
+    """The trading state of ``global`` as the journal has it (a rebuilt engine's)."""
     with Journal(path, readonly=True) as journal:
         engine = RiskEngine.rebuild(journal.read(REBUILD_KINDS))
-    return engine.states.state(Scope.parse("global")) is TradingState.HALTED
+    return engine.states.state(Scope.parse("global"))
