@@ -136,10 +136,11 @@ class Risk(ActorShell):
             book.open_account(strategy.id, strategy.symbols, strategy.sim.cash)
         # Trades closed after the last marks journaled are counted by the next bar's marks:
         # this process must count them, since the one that held them in memory is gone.
+        marks_seq = self._last_marks_seq()
         uncounted = book.replay(
             ((e.seq, e.event) for e in self._journal.read(BROKER_KINDS)
              if not is_not_approved(e.event)),
-            self._last_marks_seq(),
+            marks_seq,
         )  # fmt: skip
         old = getattr(self, "_book", None)
         if old is not None:  # a rebuild after a journal error keeps the prices it had
@@ -160,7 +161,7 @@ class Risk(ActorShell):
         self._unmarked: tuple[Any, Any] | None = None  # an open not marked yet (bar, answer)
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
-        self._unfinished = self._unfinished_kill(self._last_marks_seq())
+        self._unfinished = self._unfinished_kill(marks_seq)
         rec = self._telemetry.recorder
         rec.set(mn.TRADING_STATE, 0, scope="global")
         for scope, status in self._engine.states.restricted().items():
@@ -181,10 +182,8 @@ class Risk(ActorShell):
         its cancellations and flatten at the broker. Only the last: a kill runs under the
         lock, so any kill, bar or command journaled after one began after it had finished.
         """
-        last = None
-        for entry in self._journal.read([EventKind.KILL_SWITCH_ENGAGED], since_seq=seq):
-            last = entry
-        if last is None:
+        last = self._journal.last(EventKind.KILL_SWITCH_ENGAGED)
+        if last is None or last.seq <= seq:
             return None
         kill: KillSwitchEngaged = last.event  # type: ignore[assignment]
         in_force = self._engine.states.kill_switches().get(kill.scope) == kill
