@@ -91,19 +91,24 @@ class Trace:
             held.sort(key=lambda s: s.start)
             self._cpus[cpu] = (np.array([s.start for s in held]), held)
 
+    def held(self, start: int, end: int) -> list[tuple[Segment, str]]:
+        """Every segment overlapping ``[start, end)`` with its process's name, by start."""
+        out = []
+        for starts, held in self._cpus.values():
+            i = max(0, int(np.searchsorted(starts, start, side="right")) - 1)
+            while i < len(held) and held[i].start < end:
+                if held[i].end > start:
+                    out.append((held[i], self._owners.get(held[i].pid, held[i].comm)))
+                i += 1
+        return sorted(out, key=lambda sn: sn[0].start)
+
     def busy(self, start: int, end: int) -> Counter:
         """CPU time (ns) by group (``group`` of the thread's process name when known)
         inside ``[start, end)``, every CPU together; idle time is counted under ``"idle"``."""
         used: Counter = Counter()
-        for starts, held in self._cpus.values():
-            i = max(0, int(np.searchsorted(starts, start, side="right")) - 1)
-            while i < len(held) and held[i].start < end:
-                s = held[i]
-                overlap = min(s.end, end) - max(s.start, start)
-                if overlap > 0:
-                    name = self._owners.get(s.pid, s.comm)
-                    used["idle" if s.pid == 0 else group(name)] += overlap
-                i += 1
+        for s, name in self.held(start, end):
+            overlap = min(s.end, end) - max(s.start, start)
+            used["idle" if s.pid == 0 else group(name)] += overlap
         return used
 
 
@@ -165,6 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=5, help="synthetic data seed (W5's: 5)")
     parser.add_argument("--bars", type=int, default=400, help="paced bars to run")
     parser.add_argument("--slowest", type=int, default=10, help="slowest bars to list")
+    parser.add_argument(
+        "--show", type=int, nargs="*", default=[], metavar="RANK",
+        help="print who held each CPU through these bars (0: the slowest; -1: the median)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if shutil.which("perf") is None:
         sys.exit("bench.sched_trace: needs Linux's perf on PATH (e.g. apt install linux-perf)")
@@ -208,6 +217,13 @@ def main(argv: list[str] | None = None) -> None:
     print("the slowest bars (ms): latency; CPU by group, idle CPU time of both CPUs")
     for lat, t in bars[: args.slowest]:
         print(f"  bar {t}: {lat / 1e6:.2f}; {_ms(windows[t])}")
+    for rank in args.show:
+        lat, t = bars[len(bars) // 2 if rank < 0 else rank]
+        print(f"bar {t} ({lat / 1e6:.2f} ms), us after its emission: cpu, from, to, process")
+        for s, name in trace.held(emit[t], fills[t]):
+            if s.pid != 0:  # idle is what is not listed
+                print(f"  {s.cpu} {(s.start - emit[t]) / 1e3:8.0f} {(s.end - emit[t]) / 1e3:8.0f}"
+                      f"  {name}")  # fmt: skip
 
 
 if __name__ == "__main__":

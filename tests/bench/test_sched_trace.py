@@ -70,3 +70,12 @@ def test_a_thread_counts_for_the_process_it_belongs_to() -> None:
     trace = Trace(parse_switches(lines), owners={11: "ray::StrategyHo", 10: "ray::Risk"})
     used = trace.busy(_T0 + 200_000, _T0 + 1_100_000)
     assert used == {"Risk": 300_000, "idle": 500_000, "StrategyHo": 700_000, "kdamond.0": 200_000}
+
+
+def test_who_held_the_cpus_through_a_window() -> None:
+    # 600-950 us: cpu 0 idle (500-1000), the host on cpu 1 (100-900), then kdamond (900-1200);
+    # the Risk stretch (0-500) ends before the window and is not listed.
+    trace = Trace(parse_switches(_LINES), owners={11: "ray::StrategyHo"})
+    held = [(s.cpu, s.start - _T0, name) for s, name in trace.held(_T0 + 600_000, _T0 + 950_000)]
+    assert held == [(1, 100_000, "ray::StrategyHo"), (0, 500_000, "swapper/0"),
+                    (1, 900_000, "kdamond.0")]  # fmt: skip
