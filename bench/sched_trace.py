@@ -1,6 +1,6 @@
 """Where a paced W5 bar's CPU goes, process by process, from the kernel's scheduler trace.
 
-``python -m bench.sched_trace [--seed 5] [--bars 400] [--slowest 10]``
+``python -m bench.sched_trace [--seed 5] [--bars 400] [--slowest 10] [--show RANK ...]``
 
 One paced W5 run (``bench.live``: a daily bar every 25 ms, warm-ups on) under ``perf record
 -e sched:sched_switch -a``. Every bar with a fill has a window, from its emission (the feed's
@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = ["Segment", "Trace", "group", "main", "parse_switches"]
 
-#: Process-name fragments of the run's actors (a thread's comm holds its process's name).
+#: Fragments of the run's actors' process names (the kernel keeps 15 characters of a name:
+#: ``ray::StrategyHost`` is ``ray::StrategyHo``).
 GROUPS = ("StrategyHo", "Risk", "Broker", "DataFeed", "JournalRea")
 
 
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     for lat, t in bars[: args.slowest]:
         print(f"  bar {t}: {lat / 1e6:.2f}; {_ms(windows[t])}")
     for rank in args.show:
+        if rank >= len(bars):
+            print(f"--show {rank}: the run has {len(bars)} bars with fills")
+            continue
         lat, t = bars[len(bars) // 2 if rank < 0 else rank]
         print(f"bar {t} ({lat / 1e6:.2f} ms), us after its emission: cpu, from, to, process")
         for s, name in trace.held(emit[t], fills[t]):
