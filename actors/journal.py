@@ -93,6 +93,12 @@ class JournalReader(ActorShell):
             except Exception as exc:  # a busy file now is fine: the next round catches up
                 log.warning("journal checkpoint failed: %s", exc)
 
+    def _stop_checkpoints(self) -> None:
+        """End the background thread (the actor's process ending ends it too: a daemon)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
     async def checkpoint_between_bars(self) -> None:
         """The feed's word that a bar is done and the next one is at least
         ``CHECKPOINT_GAP_S`` away: the background thread checkpoints now (and waits

@@ -39,8 +39,7 @@ def test_checkpoints_run_in_a_thread_at_nice_19_and_lose_nothing(tmp_path) -> No
         tid = reader._thread.native_id
         assert tid is not None and os.getpriority(os.PRIO_PROCESS, tid) == 19
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the process itself is untouched
-        reader._stop.set()
-        reader._thread.join(timeout=5)
+        reader._stop_checkpoints()
         frames, copied = reader._journal.checkpoint()
         assert frames == copied  # the WAL is all in the database file
         with Journal(path, readonly=True) as check:
@@ -64,9 +63,7 @@ def test_a_checkpoint_between_bars_runs_at_once(tmp_path) -> None:
         assert path.stat().st_size > before  # copied into the database file
         frames, copied = reader._journal.checkpoint()
         assert frames == copied
-        reader._stop.set()
-        reader._wake.set()
-        reader._thread.join(timeout=5)
+        reader._stop_checkpoints()
         assert not reader._thread.is_alive()
 
 
