@@ -60,7 +60,8 @@ class EventMetrics:
     def append(
         self, events: Sequence[BaseModel], *, dedup_keys: Sequence[Any] | None = None
     ) -> list[Appended]:
-        """``journal.append_many`` timed in ``journal_append_seconds``; new rows counted."""
+        """``journal.append_many`` timed in ``journal_append_seconds``; new rows counted
+        (after a wire call's answer when its recordings are held: ``MetricsRecorder.defer``)."""
         if not events:
             return []
         start = time.perf_counter()
@@ -69,7 +70,7 @@ class EventMetrics:
                                                  dedup_keys=dedup_keys)  # fmt: skip
         finally:
             self.recorder.observe(mn.JOURNAL_APPEND_SECONDS, time.perf_counter() - start)
-        self.count(events, appended)
+        self.recorder.defer("event counters", self.count, events, appended)
         return appended
 
     def count(self, events: Sequence[BaseModel], appended: Sequence[Appended]) -> None:

@@ -114,18 +114,28 @@ class MetricsRecorder:
         recording that fails is logged: the answer it belonged to has gone already."""
         queue = getattr(self._held, "queue", None)
         self._held.queue = None
-        for record, metric, value, labels in queue or ():
+        for what, work, args, kwargs in queue or ():
             try:
-                record(metric, value, **labels)
+                work(*args, **kwargs)
             except Exception:
-                log.exception("%s: a held recording of %s failed", self.source, metric)
+                log.exception("%s: a held recording of %s failed", self.source, what)
+
+    def defer(self, what: str, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work(*args)``, which records, now; or, while this thread holds its
+        recordings (``hold``), at ``flush`` in its turn: deriving a recording's labels
+        costs as much as recording it, so that work leaves the bar's path too."""
+        queue = getattr(self._held, "queue", None)
+        if queue is None:
+            work(*args)
+        else:
+            queue.append((what, work, args, {}))
 
     def _queued(self, record: Callable[..., None], metric: Any, value: float,
                 labels: dict[str, object]) -> bool:  # fmt: skip
         queue = getattr(self._held, "queue", None)
         if queue is None:
             return False
-        queue.append((record, metric, value, labels))
+        queue.append((metric, record, (metric, value), labels))
         return True
 
     # ------------------------------------------------------------------ recording

@@ -100,3 +100,24 @@ def test_new_rows_count_once_resends_not_at_all_and_statuses_once_each(tmp_path:
 
 def test_side_is_taken_from_the_sign() -> None:
     assert side_of(3.0) is Side.BUY and side_of(-0.5) is Side.SELL
+
+
+def test_counts_of_a_held_call_wait_for_its_flush(tmp_path: Path) -> None:
+    # Inside a wire call the recorder holds: the rows are journaled at once, while the
+    # counting (labels derived event by event) waits for the answer to have gone. Counts by
+    # hand: one approval, one accepted buy, one fill completing it.
+    rec = MetricsRecorder("broker", mirror_to_ray=False)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        em = EventMetrics(rec, journal, "broker")
+        rec.hold()
+        em.append([_verdict("a", Decision.APPROVED), _accepted("a", 2.0),
+                   _fill("a", 0, 2.0, 2.0)])  # fmt: skip
+        assert sum(1 for _ in journal.read()) == 3
+        assert rec.value(mn.FILLS, strategy="s1", reason="signal") is None
+        assert rec.value(mn.RISK_DECISIONS, decision="approved", reason="none") is None
+        rec.flush()
+    assert rec.value(mn.RISK_DECISIONS, decision="approved", reason="none") == 1
+    assert rec.value(mn.ORDERS, strategy="s1", side="buy", status="new") == 1
+    assert rec.value(mn.ORDERS, strategy="s1", side="buy", status="filled") == 1
+    assert rec.value(mn.FILLS, strategy="s1", reason="signal") == 1
+    assert rec.value(mn.JOURNAL_APPEND_SECONDS) == 1
