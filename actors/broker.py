@@ -41,9 +41,9 @@ from core.events import (
     OrderFilled,
     OrderIntent,
     OrderRejected,
-    RiskVerdict,
     Scope,
 )
+from core.journal import Approval
 from core.paper import BarReport, PaperEngine
 from core.run_config import RunConfig, StrategyConfig
 
@@ -57,6 +57,7 @@ BROKER_KINDS = (
     EventKind.ORDER_CANCELED,
 )  # fmt: skip
 _STOPS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)
+_APPROVING = frozenset({Decision.APPROVED.value, Decision.MODIFIED.value})
 _TIMINGS_KEPT = 200_000
 
 
@@ -66,13 +67,14 @@ def is_not_approved(event: object) -> bool:
     return isinstance(event, OrderRejected) and event.reason is BrokerRejectReason.NOT_APPROVED
 
 
-def _approves(verdict: RiskVerdict | None, order: OrderIntent) -> bool:
+def _approves(approval: Approval | None, order: OrderIntent) -> bool:
+    """Whether a journaled decision approves exactly this order (strategy, symbol, qty)."""
     return (
-        verdict is not None
-        and verdict.decision is not Decision.REJECTED
-        and verdict.strategy_id == order.strategy_id
-        and verdict.symbol == order.symbol
-        and verdict.approved_qty == order.qty
+        approval is not None
+        and approval.decision in _APPROVING
+        and approval.strategy_id == order.strategy_id
+        and approval.symbol == order.symbol
+        and approval.approved_qty == order.qty
     )
 
 
@@ -219,7 +221,7 @@ class Broker(ActorShell):
         admitted, refused = [], []
         for order in orders:
             known = self._engine.order(order.client_order_id) is not None
-            if known or _approves(self._journal.verdict(order.client_order_id), order):
+            if known or _approves(self._journal.approval(order.client_order_id), order):
                 admitted.append(order)
             else:
                 refused.append(OrderRejected(

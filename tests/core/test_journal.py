@@ -49,7 +49,15 @@ from core.events import (
     TradingState,
     TradingStateChanged,
 )
-from core.journal import EVENT_MODELS, SCHEMA_VERSION, Appended, Journal, kind_of, natural_key
+from core.journal import (
+    EVENT_MODELS,
+    SCHEMA_VERSION,
+    Appended,
+    Approval,
+    Journal,
+    kind_of,
+    natural_key,
+)
 from core.types import BadBarRule
 from tests.kit.journal_worker import fill
 from tests.kit.risk import T0, intent
@@ -378,6 +386,24 @@ def test_read_filters_and_pages_in_seq_order(journal: Journal) -> None:
     assert [e.seq for e in journal.read(bar_index=7)] == [8]
     assert list(journal.read(kinds=[])) == []
     assert list(journal.read(kinds=[EventKind.BAR_DONE])) == []
+
+
+def test_approval_reads_the_checked_fields_exactly(journal: Journal) -> None:
+    # The broker's approval check reads four fields of a decision from its JSON. Quantities
+    # whose decimal form is long must come back as the same float (compared with ==, to the
+    # very float the verdict held: 0.1 + 0.2 is 0.30000000000000004, 1/3 has 16 digits).
+    cut = verdict("m", Decision.MODIFIED, qty=1 / 3)
+    journal.append_many(
+        [verdict("a", qty=0.1 + 0.2), cut, verdict("r", Decision.REJECTED, strategy="s2")],
+        source="risk",
+    )
+    assert journal.approval("a") == Approval("approved", "s1", "AAPL", 0.1 + 0.2)
+    assert journal.approval("m") == Approval("modified", "s1", "AAPL", cut.approved_qty)
+    assert journal.approval("m").approved_qty == 1 / 3  # type: ignore[union-attr]
+    assert journal.approval("r") == Approval("rejected", "s2", "AAPL", 0.0)
+    assert journal.approval("nobody") is None
+    read, typed = journal.approval("a"), journal.verdict("a")
+    assert read is not None and typed is not None and read.approved_qty == typed.approved_qty
 
 
 def test_rebuild_helpers(journal: Journal) -> None:
