@@ -2,7 +2,7 @@
 
 Only the ``risk`` actor calls the broker. Per bar it calls ``step``: the approved orders of
 bar t (``submit``), then bar t+1's fills at the open and intrabar stops, marks at the close and
-the ``bar_processed`` marker (``on_bar``), each journaled in one transaction before the
+the ``bar_processed`` marker (``on_bar``), all journaled in one transaction before the
 answer. Every order must have an approving verdict in the journal (else ``order_rejected`` /
 ``not_approved``), and an order id seen before creates nothing new. A restarted broker
 rebuilds every sub-account from the journal's broker events and the feed's history
@@ -11,10 +11,11 @@ rebuilds every sub-account from the journal's broker events and the feed's histo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
@@ -76,6 +77,15 @@ def _approves(approval: Approval | None, order: OrderIntent) -> bool:
         and approval.symbol == order.symbol
         and approval.approved_qty == order.qty
     )
+
+
+class _Batch:
+    """The journal rows of one broker call and the bars whose first fills they hold: one
+    transaction for the call (``Broker._journaled``)."""
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+        self.filled: list[int] = []
 
 
 class Broker(ActorShell):
@@ -151,7 +161,9 @@ class Broker(ActorShell):
         ledger has every fill of its sub-account; ``quiet`` names the sub-accounts the next
         bar's open cannot touch (``PaperEngine.quiet``).
         """
-        report = self._on_bar(unpack(bar))
+        batch = _Batch()
+        with self._journaled(batch):
+            report = self._on_bar(unpack(bar), batch)
         return pack({"report": report, **self._after()})
 
     @ray.method(max_task_retries=0)
@@ -160,19 +172,36 @@ class Broker(ActorShell):
         """One bar's end and the next bar's open in one call (risk's per-bar call): ``submit``
         the approved orders, then ``on_bar(next_bar)`` when one is given. Idempotent like
         both. Returns, packed, ``submit``'s answer plus ``report`` (None without a next bar),
-        ``fill_counts`` and ``quiet`` as ``on_bar``'s."""
-        out = self._submit(unpack(orders))
-        out["report"] = None if next_bar is None else self._on_bar(unpack(next_bar))
+        ``fill_counts`` and ``quiet`` as ``on_bar``'s. Both parts are journaled in one
+        transaction (a commit a bar, not two)."""
+        batch = _Batch()
+        with self._journaled(batch):
+            out = self._submit(unpack(orders), batch)
+            out["report"] = None if next_bar is None else self._on_bar(unpack(next_bar), batch)
         return pack({**out, **self._after()})
 
-    def _on_bar(self, bar: BarSlice) -> BarReport:
+    @contextlib.contextmanager
+    def _journaled(self, batch: _Batch) -> Iterator[None]:
+        """Journal what the block put in ``batch`` in one transaction when it ends, then stamp
+        its first fills' commit time. If the block fails, the engine (which may hold changes
+        never journaled) is rebuilt from the journal before the error is raised."""
+        try:
+            yield
+        except BaseException:
+            self._rebuild()
+            raise
+        self._append(batch.rows)
+        for bar_index in batch.filled:
+            self._stamp(bar_index)
+
+    def _on_bar(self, bar: BarSlice, batch: _Batch) -> BarReport:
         last = self._engine.last_bar_index
         if last is not None and bar.index <= last:
             return self._journaled_report(bar.index)
         report = self._engine.on_bar(bar)
-        self._append([*report.events, report.processed()])
+        batch.rows += [*report.events, report.processed()]
         if report.fills:
-            self._stamp(bar.index)
+            batch.filled.append(bar.index)
         return report
 
     def _journaled_report(self, t: int) -> BarReport:
@@ -213,9 +242,12 @@ class Broker(ActorShell):
 
         Returns, packed, ``{"events": new events, "fills": fills of every submitted id}``.
         """
-        return pack(self._submit(unpack(orders)))
+        batch = _Batch()
+        with self._journaled(batch):
+            out = self._submit(unpack(orders), batch)
+        return pack(out)
 
-    def _submit(self, orders: list[OrderIntent]) -> dict[str, Any]:
+    def _submit(self, orders: list[OrderIntent], batch: _Batch) -> dict[str, Any]:
         if not orders:
             return {"events": [], "fills": []}
         admitted, refused = [], []
@@ -231,13 +263,13 @@ class Broker(ActorShell):
                 ))  # fmt: skip
         report = self._engine.submit(admitted)
         events = [*refused, *report.events]
-        self._append(events)
+        batch.rows += events
         fills = list(report.fills)
         for coid in report.duplicates:
             fills += [e.event for e in self._journal.read([EventKind.ORDER_FILLED],
                                                           client_order_id=coid)]  # fmt: skip
         if report.fills:
-            self._stamp(report.fills[0].bar_index)
+            batch.filled.append(report.fills[0].bar_index)
         return {"events": events, "fills": fills}
 
     @ray.method(max_task_retries=0)

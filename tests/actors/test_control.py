@@ -1,5 +1,5 @@
-"""Operator controls on a live topology: the kill switch, strategy pause/resume/stop, and the
-broker's refusal of any order risk did not approve.
+"""Operator controls on a live topology: the kill switch, strategy pause/resume/stop, the
+broker's refusal of any order risk did not approve, and a failed broker step leaving nothing.
 
 Expected outcomes follow docs/live.md ("Kill switch", "Failure handling"): a kill is
 journaled and in force before the call returns, so every verdict journaled after it is a
@@ -142,6 +142,50 @@ def test_the_broker_refuses_an_order_risk_never_approved(live, tmp_path) -> None
         assert [type(r).__name__ for r in rows] == ["OrderRejected"]
     live.get(topo.feed.resume.remote())
     assert topo.run()["state"] == "done"
+
+
+@pytest.mark.timeout(120)
+def test_a_broker_step_that_fails_journals_nothing_and_keeps_no_state(live, tmp_path) -> None:
+    # docs/live.md step 5: the orders' part and the next bar's open of a step are journaled
+    # in one transaction; when the open fails (here: a next bar that is not a bar), the
+    # approved order accepted in memory just before must leave no row and no order behind,
+    # and the same order sent again afterwards is accepted exactly once.
+    import ray
+
+    from actors.common import pack
+    from actors.runtime import start
+    from core.events import RiskVerdict
+
+    cfg = config([FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW)
+    topo = start(cfg)
+    topo.feed.start.remote()
+    wait_for_bar(topo, 5)
+    live.get(topo.feed.pause.remote())
+    before = wait_quiet(topo)
+    order = OrderIntent(
+        client_order_id="step-1", strategy_id="flip", symbol="ORCL", qty=10.0, bar_index=0,
+        bar_ts=datetime(2002, 1, 2, tzinfo=UTC), ref_price=10.0,
+    )  # fmt: skip
+    with Journal(topo.journal_path) as journal:  # an approval, as risk would journal it
+        journal.append(RiskVerdict(
+            client_order_id="step-1", strategy_id="flip", symbol="ORCL",
+            decision=Decision.APPROVED, requested_qty=10.0, approved_qty=10.0, bar_index=0,
+        ), source="risk")  # fmt: skip
+    opened = live.get(topo.broker.open_orders.remote("flip"))
+    with pytest.raises(ray.exceptions.RayTaskError, match="TypeError"):
+        live.get(topo.broker.step.remote(pack([order]), pack("not a bar")))
+    assert live.get(topo.broker.positions.remote()) == before
+    assert live.get(topo.broker.open_orders.remote("flip")) == opened
+    with Journal(topo.journal_path, readonly=True) as journal:
+        kinds = [e.kind for e in journal.read(client_order_id="step-1")]
+        assert kinds == [EventKind.RISK_DECISION]  # nothing of the failed step
+    result = unpack(live.get(topo.broker.submit.remote([order])))
+    assert [type(e).__name__ for e in result["events"]] == ["OrderAccepted"]
+    with Journal(topo.journal_path, readonly=True) as journal:
+        kinds = [e.kind for e in journal.read(client_order_id="step-1")]
+        assert kinds == [EventKind.RISK_DECISION, EventKind.ORDER_ACCEPTED]
+    ids = [o["client_order_id"] for o in live.get(topo.broker.open_orders.remote("flip"))]
+    assert ids.count("step-1") == 1
 
 
 @pytest.mark.timeout(120)
