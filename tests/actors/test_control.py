@@ -10,6 +10,8 @@ paper engine.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,20 +121,29 @@ def test_an_early_evaluated_host_the_open_touched_sizes_its_orders_again(live, t
     assert_journal_invariants(topo.journal_path)
 
 
-@pytest.mark.timeout(120)
-def test_the_broker_refuses_an_order_risk_never_approved(live, tmp_path) -> None:
+def _paused_flip(live: Any, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A FLIP topology paused after bar 5, settled; returns it and the broker's positions."""
     from actors.runtime import start
 
-    cfg = config([FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW)
-    topo = start(cfg)
+    topo = start(config([FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW))
     topo.feed.start.remote()
     wait_for_bar(topo, 5)
     live.get(topo.feed.pause.remote())
-    before = wait_quiet(topo)  # the bar in flight still fills after pause returns
-    rogue = OrderIntent(
-        client_order_id="rogue-1", strategy_id="flip", symbol="ORCL", qty=1_000.0, bar_index=0,
+    return topo, wait_quiet(topo)  # the bar in flight still fills after pause returns
+
+
+def _order(coid: str, qty: float) -> OrderIntent:
+    """An ORCL order of FLIP's that no host made."""
+    return OrderIntent(
+        client_order_id=coid, strategy_id="flip", symbol="ORCL", qty=qty, bar_index=0,
         bar_ts=datetime(2002, 1, 2, tzinfo=UTC), ref_price=10.0,
     )  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_the_broker_refuses_an_order_risk_never_approved(live, tmp_path) -> None:
+    topo, before = _paused_flip(live, tmp_path)
+    rogue = _order("rogue-1", 1_000.0)
     result = unpack(live.get(topo.broker.submit.remote([rogue])))
     [refusal] = result["events"]
     assert refusal.reason is BrokerRejectReason.NOT_APPROVED and result["fills"] == []
@@ -153,19 +164,10 @@ def test_a_broker_step_that_fails_journals_nothing_and_keeps_no_state(live, tmp_
     import ray
 
     from actors.common import pack
-    from actors.runtime import start
     from core.events import RiskVerdict
 
-    cfg = config([FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW)
-    topo = start(cfg)
-    topo.feed.start.remote()
-    wait_for_bar(topo, 5)
-    live.get(topo.feed.pause.remote())
-    before = wait_quiet(topo)
-    order = OrderIntent(
-        client_order_id="step-1", strategy_id="flip", symbol="ORCL", qty=10.0, bar_index=0,
-        bar_ts=datetime(2002, 1, 2, tzinfo=UTC), ref_price=10.0,
-    )  # fmt: skip
+    topo, before = _paused_flip(live, tmp_path)
+    order = _order("step-1", 10.0)
     with Journal(topo.journal_path) as journal:  # an approval, as risk would journal it
         journal.append(RiskVerdict(
             client_order_id="step-1", strategy_id="flip", symbol="ORCL",
