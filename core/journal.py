@@ -447,7 +447,7 @@ class Journal:
         return [e.event for e in entries]  # type: ignore[misc]
 
     def verdict(self, client_order_id: str) -> RiskVerdict | None:
-        """The risk decision on one order, if any (the broker's approval check)."""
+        """The risk decision on one order, typed, if any (the broker checks ``approval``)."""
         for entry in self.read([EventKind.RISK_DECISION], client_order_id=client_order_id):
             return entry.event  # type: ignore[return-value]
         return None
@@ -470,7 +470,7 @@ class Journal:
         return Approval(
             decision=str(fields.get("decision")), strategy_id=str(fields.get("strategy_id")),
             symbol=str(fields.get("symbol")),
-            approved_qty=float(qty) if isinstance(qty, int | float) else None,
+            approved_qty=float(qty) if type(qty) in (int, float) else None,  # not a bool
         )  # fmt: skip
 
     def last(
