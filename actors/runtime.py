@@ -19,19 +19,19 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from actors.common import BROKER, FEED, JOURNAL, LIVE_NAMES, NAMESPACE, RISK, host_name
 from actors.retry import ActorDownError, actor_errors
+from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
 from core.run_config import RunConfig, RunConfigError
 
 __all__ = [
-    "ClusterConnectError",
     "RuntimeConflictError",
     "Topology",
     "actor_options",
@@ -46,61 +46,6 @@ __all__ = [
 
 class RuntimeConflictError(RaytraderError):
     """Live actors of another run (other config or journal) already hold the names."""
-
-
-class ClusterConnectError(RaytraderError):
-    """``RAY_ADDRESS`` names a cluster this process could not join; the message says why
-    and what to set."""
-
-
-def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
-    """Fail fast on a ``host:port`` nothing answers at: Ray itself retries such an address
-    for many minutes. ``auto`` and ``ray://`` addresses are left to Ray."""
-    import socket
-
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address:
-        return
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            return
-    except OSError as exc:
-        raise ClusterConnectError(
-            f"RAY_ADDRESS={address}: nothing answers there ({exc}); is a cluster running at "
-            "that address (`ray start --head` prints it) and reachable from here? "
-            "RAY_ADDRESS=auto joins the cluster started on this machine"
-        ) from exc
-
-
-def _join_hint(address: str, env: Mapping[str, str]) -> str:
-    """What to check when joining ``address`` failed. Ray 2.60 clusters started by ``ray
-    start`` require a token, and Ray sends the local one to an explicit address only when
-    ``RAY_AUTH_MODE=token`` (never on its own, so no token goes anywhere unasked)."""
-    if address == "auto":  # Ray found no cluster started on this machine, or could not join it
-        return (
-            "start one with `ray start --head` (the same venv), or unset RAY_ADDRESS to run "
-            "Ray inside this process"
-        )
-    mode = env.get("RAY_AUTH_MODE")
-    token_file = Path(env.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    token = "RAY_AUTH_TOKEN" if env.get("RAY_AUTH_TOKEN") else token_file
-    has_token = bool(env.get("RAY_AUTH_TOKEN")) or token_file.is_file()
-    if mode != "token" and has_token:
-        return (
-            f"this machine has a Ray token ({token}) but RAY_AUTH_MODE is "
-            f"{'not set' if mode is None else repr(mode)}: a cluster started by `ray start` "
-            "requires the token; export RAY_AUTH_MODE=token (or RAY_ADDRESS=auto for a "
-            "cluster on this machine)"
-        )
-    if mode == "token" and not has_token:
-        return (
-            f"RAY_AUTH_MODE=token but no token: none in RAY_AUTH_TOKEN nor in {token_file} "
-            "(copy the cluster's ~/.ray/auth_token there, or set RAY_AUTH_TOKEN_PATH)"
-        )
-    return (
-        f"is a cluster running at {address} (`ray start --head` prints its address), "
-        "reachable from here, with this Ray version?"
-    )
 
 
 def actor_options(name: str) -> dict[str, Any]:
@@ -127,15 +72,7 @@ def connect() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        _check_reachable(address)
-        try:
-            ray.init(address=address, namespace=NAMESPACE, logging_level="warning",
-                     log_to_driver=False)  # fmt: skip
-        except (ConnectionError, RuntimeError) as exc:  # Ray's errors for a cluster not joined
-            raise ClusterConnectError(
-                f"RAY_ADDRESS={address}: could not join the Ray cluster there "
-                f"({str(exc).strip().splitlines()[0]}); {_join_hint(address, os.environ)}"
-            ) from exc
+        join(address, ray.init, namespace=NAMESPACE, logging_level="warning", log_to_driver=False)
     else:
         ray.init(namespace=NAMESPACE, include_dashboard=False, logging_level="warning",
                  log_to_driver=False, configure_logging=False)  # fmt: skip

@@ -295,6 +295,7 @@ def serve(host: str, port: int, insecure_local: bool, log_format: str, metrics_p
     from cluster.metrics import actor_source, start_exporter
     from cluster.security import check_bind, load_tokens
     from cluster.serve import ServeSettings, broker_secrets, deploy, undeploy
+    from core.cluster_join import join
 
     tokens = load_tokens()
     check_bind(host, tokens, insecure_local)
@@ -302,8 +303,8 @@ def serve(host: str, port: int, insecure_local: bool, log_format: str, metrics_p
                                        *broker_secrets(os.environ)])  # fmt: skip
     check_port_free(host, port)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), namespace="raytrader",
-             logging_level="warning", log_to_driver=False)  # fmt: skip
+    address = os.environ.get("RAY_ADDRESS", "auto")
+    join(address, ray.init, namespace="raytrader", logging_level="warning", log_to_driver=False)
     settings = ServeSettings(host=host, port=port, insecure_local=insecure_local,
                              log_format=log_format, data_dir=data_dir)  # type: ignore[arg-type]
     deployed = deploy(settings, tokens)

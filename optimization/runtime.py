@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from core.cluster_join import join
 from core.errors import ConfigError
 
 __all__ = ["NAMESPACE", "cluster_cpus", "ensure_ray", "resolve_workers"]
@@ -29,7 +30,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, logging_level="warning")
+        join(address, ray.init, namespace=NAMESPACE, logging_level="warning")
     else:
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(

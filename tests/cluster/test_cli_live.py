@@ -117,8 +117,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.timeout(120)
-def test_run_with_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path) -> None:
-    """Ray alone retries such an address for many minutes; the CLI says what is wrong."""
+@pytest.mark.parametrize("command", ["run", "optimize", "serve"])
+def test_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path, command) -> None:
+    """Ray alone retries such an address for many minutes; each command that joins a
+    cluster (the live runtime, the research runs, the control API) says what is wrong."""
     import os
     import subprocess
     import sys
@@ -126,8 +128,14 @@ def test_run_with_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path
     address = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"}
     body = {"strategies": [SMA], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")]}}}
-    proc = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(write(tmp_path, body))],
-                          env=env, capture_output=True, text=True, timeout=100)  # fmt: skip
+    args = {
+        "run": ["run", str(write(tmp_path, body))],
+        "optimize": ["optimize", "--data", str(DATA / "NVDA.csv"), "--strategy", "sma_crossover",
+                     "--trials", "2", "--out", str(tmp_path / "o")],
+        "serve": ["serve", "--insecure-local", "--port", str(_free_port())],
+    }[command]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "cluster.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=100)  # fmt: skip
     err = " ".join(proc.stderr.split())  # rich wraps the line
     assert proc.returncode == 2, proc.stderr
     assert f"RAY_ADDRESS={address}: nothing answers there" in err
@@ -137,21 +145,21 @@ def test_run_with_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path
 def test_join_hint_names_the_missing_auth_mode_or_token(tmp_path) -> None:
     """Ray 2.60 sends a token to an explicit address only with RAY_AUTH_MODE=token: the
     hint names whichever half is missing (cases worked out from Ray's auth rules)."""
-    from actors.runtime import _join_hint
+    from core.cluster_join import join_hint
 
     token, none = tmp_path / "auth_token", str(tmp_path / "none")
     token.write_text("x" * 64)
     where = "10.0.0.5:6379"
     with_file = {"RAY_AUTH_TOKEN_PATH": str(token)}
-    hint = _join_hint(where, with_file)
+    hint = join_hint(where, with_file)
     assert f"has a Ray token ({token})" in hint and "RAY_AUTH_MODE is not set" in hint
     assert "export RAY_AUTH_MODE=token" in hint
-    disabled = _join_hint(where, {**with_file, "RAY_AUTH_MODE": "disabled"})
+    disabled = join_hint(where, {**with_file, "RAY_AUTH_MODE": "disabled"})
     assert "RAY_AUTH_MODE is 'disabled'" in disabled
-    in_env = _join_hint(where, {"RAY_AUTH_TOKEN": "y" * 64, "RAY_AUTH_TOKEN_PATH": none})
+    in_env = join_hint(where, {"RAY_AUTH_TOKEN": "y" * 64, "RAY_AUTH_TOKEN_PATH": none})
     assert "has a Ray token (RAY_AUTH_TOKEN)" in in_env
-    missing = _join_hint(where, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": none})
+    missing = join_hint(where, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": none})
     assert f"no token: none in RAY_AUTH_TOKEN nor in {none}" in missing
     both = {**with_file, "RAY_AUTH_MODE": "token"}
-    assert f"is a cluster running at {where}" in _join_hint(where, both)
-    assert "ray start --head" in _join_hint("auto", with_file)
+    assert f"is a cluster running at {where}" in join_hint(where, both)
+    assert "ray start --head" in join_hint("auto", with_file)
