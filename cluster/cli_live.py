@@ -90,15 +90,46 @@ def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) ->
     console.print(summary_tables(results, by_id, feed, risk, decisions, topo.journal_path))
 
 
+def _interrupted(console: Console, topo: Any, command: str) -> int:
+    """Ctrl-C during a replay: the feed ends it after the bar in flight, the actors end with
+    this command, and every finished bar is journaled, so ``command --journal PATH`` resumes
+    after the last one (the feed's cursor, docs/live.md "Restarts"). Says how far the run
+    got and how to go on; exit code 130."""
+    import ray
+
+    from core.events import EventKind
+    from core.journal import Journal
+
+    try:  # the feed ends the replay after the bar in flight: the journal is final then
+        total = f" of {ray.get(topo.feed.stop.remote(), timeout=30)['bars']:,}"
+    except Exception:  # not answering: the actors are stopped with this command anyway
+        total = ""
+    journal = Journal(topo.journal_path)
+    try:
+        last = journal.max_bar(EventKind.BAR_DONE)
+    finally:
+        journal.close()
+    done = 0 if last is None else last + 1
+    console.print(
+        f"[yellow]interrupted[/yellow] after {done:,} bars{total}; every event of them is in "
+        f"the journal {topo.journal_path}; to go on from there: {command} --journal "
+        f"{topo.journal_path}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    return 130
+
+
 def _replay(
     config: RunConfig,
     journal: str | None,
     console: Console,
     live_view: bool,
+    command: str,
     api: Callable[[Any], Any] | None = None,
 ) -> int:
-    """Start (or attach), replay to the end, print the summary; the exit code. ``api``, if
-    given, is called with the topology once the actors are up and returns a cleanup."""
+    """Start (or attach), replay to the end, print the summary; the exit code (130 after
+    Ctrl-C: ``_interrupted``, with ``command`` the way to resume). ``api``, if given, is
+    called with the topology once the actors are up and returns a cleanup."""
     from actors.runtime import start
 
     topo = start(config, journal)
@@ -118,6 +149,10 @@ def _replay(
         results = run_results(topo)
         _summary(console, topo, results)
         return 0 if status["state"] == "done" else 1
+    except KeyboardInterrupt:
+        if live_view:
+            console.print()  # the live table's last line is open
+        return _interrupted(console, topo, command)
     finally:
         if cleanup is not None:
             cleanup()
@@ -136,8 +171,9 @@ def run(config_path: str, as_json: bool, journal_path: str | None) -> None:  # f
     from actors.runtime import start
 
     config = load_run_config(config_path)
+    command = f"raytrader run {config_path}" + (" --json" if as_json else "")
     if not as_json:
-        sys.exit(_replay(config, journal_path, _console(), live_view=False))
+        sys.exit(_replay(config, journal_path, _console(), live_view=False, command=command))
     err = _console(stderr=True)
     topo = start(config, journal_path)
     try:
@@ -145,6 +181,8 @@ def run(config_path: str, as_json: bool, journal_path: str | None) -> None:  # f
         results = run_results(topo)
         _summary(err, topo, results)
         click.echo(json.dumps(results_json(config, results)))
+    except KeyboardInterrupt:
+        sys.exit(_interrupted(err, topo, command))
     finally:
         topo.stop()
     sys.exit(0 if status["state"] == "done" else 1)
@@ -239,4 +277,5 @@ def demo(
         "momentum on ORCL+NVDA+YHOO; paper broker, one risk actor, replayed as fast as possible"
     )
     api = serve_demo_api(console, port, hold) if serve_api else None
-    sys.exit(_replay(config, journal_path, console, live_view=True, api=api))
+    command = f"raytrader demo --start {start}"
+    sys.exit(_replay(config, journal_path, console, live_view=True, command=command, api=api))

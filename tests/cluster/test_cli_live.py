@@ -106,6 +106,62 @@ def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -
     assert journal.is_file()
 
 
+@pytest.mark.timeout(240)
+def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, tmp_path):
+    """SIGINT mid-replay (a child process, paced so it is mid-run): exit 130 and a line
+    naming the bars journaled (read from the journal independently) and the command to go
+    on; that command finishes the run with exactly the trades of ``raytrader backtest``."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    bar_ms = 6  # about 1,250 bars: a paced run of several seconds
+    body = {"strategies": [SMA], "journal": {"path": "j.sqlite"},
+            "feed": {"data": {"paths": [str(DATA / "NVDA.csv")], **WINDOW},
+                     "speed": 86_400 / (bar_ms / 1e3)}}  # fmt: skip
+    config, journal = write(tmp_path, body), tmp_path / "j.sqlite"
+
+    def bars_done() -> int:
+        if not journal.is_file():
+            return 0
+        with sqlite3.connect(journal) as db:
+            row = db.execute("SELECT max(bar_index) FROM events WHERE kind = 'bar_done'")
+            last = row.fetchone()[0]
+        return 0 if last is None else last + 1
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    def default_sigint() -> None:  # a child of a non-interactive shell may ignore SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "run", str(config), "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
+    deadline = time.monotonic() + 150
+    while bars_done() < 100 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    err = " ".join(err.split())
+    assert proc.returncode == 130, err
+    done = bars_done()
+    assert 100 <= done < 1000, done  # stopped mid-run
+    assert f"interrupted after {done:,} bars of " in err
+    resume = f"raytrader run {config} --json --journal {journal}"
+    assert f"to go on from there: {resume}" in err
+    assert out == ""  # no JSON for a run that did not finish
+
+    result = invoke(*resume.split()[1:])
+    assert result.exit_code == 0, result.stderr
+    ref = invoke("backtest", "--data", str(DATA / "NVDA.csv"), "--start", WINDOW["start"],
+                 "--strategy", "sma_crossover", "-p", "fast=5", "-p", "slow=20", "--size-pct",
+                 "0.95", "--commission-bps", "10", "--stop-loss-pct", "5", "--json")  # fmt: skip
+    assert json.loads(result.stdout) == json.loads(ref.stdout)
+
+
 # ---------------------------------------------------------------- joining a cluster
 def _free_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
