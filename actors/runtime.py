@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -29,7 +30,7 @@ from actors.retry import ActorDownError, actor_errors
 from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
-from core.run_config import RunConfig, RunConfigError
+from core.run_config import ABSENT, RunConfig, RunConfigError, identity_changes
 
 __all__ = [
     "RuntimeConflictError",
@@ -227,6 +228,33 @@ def attach(config: RunConfig, journal_path: str) -> Topology:
     return topo
 
 
+def _claim(config: RunConfig, path: str) -> None:
+    """Create the journal's schema once and mark it as this run's; a journal another run
+    wrote is refused, naming every field that differs (resuming it would mix two runs)."""
+    identity = config.identity()
+    with Journal(path, synchronous=config.journal.synchronous) as journal:
+        held = journal.claim_run(json.dumps(identity, sort_keys=True))
+    if held is None:
+        return
+    changes = identity_changes(json.loads(held), identity)
+    if not changes:
+        return
+    errors = [(field, f"{_short(here)} here, {_short(there)} in the run that wrote the journal")
+              for field, there, here in changes]  # fmt: skip
+    errors.append(("", (
+        f"the journal {path} resumes only the run that wrote it: give this config a new "
+        "journal (journal.path or --journal), or put those values back (risk limits change "
+        "during a run with `raytrader limits`, journaled)"
+    )))  # fmt: skip
+    raise RunConfigError(errors)
+
+
+def _short(value: object, width: int = 60) -> str:
+    """A value for a one-line message: ``absent``, or its repr cut to ``width``."""
+    text = "absent" if value == ABSENT else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def start(config: RunConfig, journal_path: str | None = None) -> Topology:
     """Create (or attach to) the run's actors and wait until every one has rebuilt.
 
@@ -253,7 +281,7 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
         path = str(Path(tempfile.mkdtemp(prefix="raytrader-")) / "journal.sqlite")
     path = str(Path(path).resolve())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Journal(path, synchronous=config.journal.synchronous).close()  # the schema, once
+    _claim(config, path)
     fp = fingerprint(config, path)
     topo = Topology(config, path)
     topo.handles[JOURNAL] = _create(JournalReader, JOURNAL, fp, path)

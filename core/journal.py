@@ -283,6 +283,16 @@ class Journal:
                 conn.execute("ROLLBACK")
             raise
 
+    def claim_run(self, identity: str) -> str | None:
+        """Mark this journal as the run ``identity``'s (``RunConfig.identity()`` as JSON):
+        returns None when it was unclaimed (now it is this run's), else the identity that
+        claimed it, for the caller to compare: a journal resumes only the run that wrote it."""
+        with self.transaction():
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'run'").fetchone()
+            if row is None:
+                self._conn.execute("INSERT INTO meta (key, value) VALUES ('run', ?)", (identity,))
+        return None if row is None else str(row[0])
+
     # ------------------------------------------------------------------ writes
     def append(
         self,

@@ -16,6 +16,7 @@ Checking parameters needs the strategy classes: this is the one place ``core`` r
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,6 +42,7 @@ from core.sim import SimConfig
 from core.types import BadBarPolicy
 
 __all__ = [
+    "ABSENT",
     "STRATEGY_ID_PATTERN",
     "BrokerConfig",
     "FeedConfig",
@@ -51,12 +53,15 @@ __all__ = [
     "RuntimeConfig",
     "StrategyConfig",
     "describe_errors",
+    "identity_changes",
     "load_run_config",
 ]
 
 #: Strategy ids name actors (``strategy:<id>``) and scopes: letters, digits, ``_ . -``.
 STRATEGY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _SYMBOL = r"^[A-Za-z0-9_.\-/]{1,64}$"
+#: ``identity_changes``'s value for a field one side does not have.
+ABSENT = "<absent>"
 _PARAM_RULE = re.compile(r"^parameter [^=]+=.*?: (?P<rule>.+)$", re.S)
 
 
@@ -269,6 +274,20 @@ class RunConfig(_Frozen):
                     ))  # fmt: skip
         return out
 
+    def identity(self) -> dict[str, Any]:
+        """What makes a journal this run's: everything that decides its trades (strategies
+        with every parameter, defaults included; risk limits; broker; the feed's data), not
+        how it runs (speed, runtime policy, the journal's settings). JSON values only."""
+        from strategies.registry import get_strategy
+
+        out = self.model_dump(
+            mode="json", exclude={"journal": True, "runtime": True, "feed": {"speed"}}
+        )
+        for strategy, dumped in zip(self.strategies, out["strategies"], strict=True):
+            params = get_strategy(strategy.strategy)(**strategy.params).params
+            dumped["params"] = json.loads(json.dumps(params, default=str))
+        return out
+
     def resolved(self, base: Path) -> RunConfig:
         """This config with relative data and journal paths resolved against ``base``."""
         data = self.feed.data
@@ -288,6 +307,21 @@ def _loc(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def identity_changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """``(field path, before, after)`` for every leaf where two ``RunConfig.identity()``
+    values differ; a side that lacks the field has ``ABSENT``."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in [*before, *(k for k in after if k not in before)]:
+            sub = f"{path}.{key}" if path else str(key)
+            out += identity_changes(before.get(key, ABSENT), after.get(key, ABSENT), sub)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [c for i, (b, a) in enumerate(zip(before, after, strict=True))
+                for c in identity_changes(b, a, f"{path}[{i}]")]  # fmt: skip
+    return [] if before == after else [(path, before, after)]
 
 
 def describe_errors(err: ValidationError) -> list[tuple[str, str]]:

@@ -110,7 +110,8 @@ def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -
 def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, tmp_path):
     """SIGINT mid-replay (a child process, paced so it is mid-run): exit 130 and a line
     naming the bars journaled (read from the journal independently) and the command to go
-    on; that command finishes the run with exactly the trades of ``raytrader backtest``."""
+    on; that command (here at full speed) finishes the run with exactly the trades of
+    ``raytrader backtest``."""
     import os
     import signal
     import sqlite3
@@ -154,12 +155,36 @@ def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, t
     assert f"to go on from there: {resume}" in err
     assert out == ""  # no JSON for a run that did not finish
 
-    result = invoke(*resume.split()[1:])
+    fast = tmp_path / "fast.yaml"  # the same run at full speed: speed is not what a run is
+    fast.write_text(yaml.safe_dump({**body, "feed": {**body["feed"], "speed": "max"}}))
+    result = invoke("run", str(fast), "--json", "--journal", str(journal))
     assert result.exit_code == 0, result.stderr
     ref = invoke("backtest", "--data", str(DATA / "NVDA.csv"), "--start", WINDOW["start"],
                  "--strategy", "sma_crossover", "-p", "fast=5", "-p", "slow=20", "--size-pct",
                  "0.95", "--commission-bps", "10", "--stop-loss-pct", "5", "--json")  # fmt: skip
     assert json.loads(result.stdout) == json.loads(ref.stdout)
+
+
+@pytest.mark.timeout(180)
+def test_a_journal_is_refused_to_a_config_that_would_change_its_trades(live, tmp_path) -> None:
+    """A journal resumes only the run that wrote it: other parameters are refused, naming
+    each field with both values, and nothing is written to it."""
+    import sqlite3
+
+    journal = tmp_path / "j.sqlite"
+    body = {"strategies": [SMA], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")], **WINDOW}}}
+    assert invoke("run", str(write(tmp_path, body)), "--journal", str(journal)).exit_code == 0
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    other = {**body, "strategies": [{**SMA, "params": {"fast": 3, "slow": 20}}]}
+    result = invoke("run", str(write(tmp_path, other)), "--journal", str(journal))
+    err = " ".join(result.stderr.split())
+    assert result.exit_code == 2, result.stderr
+    assert "strategies[0].params.fast: 3 here, 5 in the run that wrote the journal" in err
+    assert "params.slow" not in err  # the same in both
+    assert f"the journal {journal} resumes only the run that wrote it" in err
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == rows
 
 
 # ---------------------------------------------------------------- joining a cluster

@@ -616,3 +616,14 @@ def test_opening_a_fresh_file_another_connection_holds_waits_for_it(tmp_path: Pa
             Journal(tmp_path / "k.db", busy_timeout_s=0.2)
     finally:
         blocker.close()
+
+
+def test_claim_run_marks_the_journal_once_and_answers_the_claim_after(tmp_path: Path) -> None:
+    """The first claim marks an unclaimed journal (answers None); every later one, from any
+    connection, answers the first claim's identity and changes nothing."""
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as first:
+        assert first.claim_run('{"run": 1}') is None
+        assert first.claim_run('{"run": 2}') == '{"run": 1}'
+    with Journal(path) as again:
+        assert again.claim_run('{"run": 3}') == '{"run": 1}'

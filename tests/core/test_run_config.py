@@ -131,3 +131,42 @@ def test_the_readme_example_config_is_valid(tmp_path) -> None:
     assert cfg.strategies[0].id == "sma-orcl"
     assert cfg.feed.data.paths == [str(tmp_path / "data" / "ORCL.csv")]
     assert cfg.risk.for_strategy("sma-orcl").max_consecutive_losses == 4
+
+
+def test_identity_holds_what_decides_the_trades_with_every_parameter_resolved() -> None:
+    """SMA's declared defaults (fast=10, slow=30, read from strategies/sma_crossover.py) make
+    an empty ``params`` and the explicit defaults the same run; speed, runtime policy and
+    the journal's settings are how a run goes, not which run it is."""
+    from core.run_config import identity_changes
+
+    base = parse_run_config({"strategies": [SMA]})
+    same = parse_run_config({
+        "strategies": [{**SMA, "params": {"fast": 10, "slow": 30}}],
+        "feed": {"speed": 1000}, "runtime": {"warm_before_ms": 0, "on_risk_down": "drop"},
+        "journal": {"path": "/tmp/j.sqlite", "synchronous": "FULL"},
+    })  # fmt: skip
+    assert base.identity()["strategies"][0]["params"] == {"fast": 10, "slow": 30}
+    assert identity_changes(base.identity(), same.identity()) == []
+    other = parse_run_config({
+        "strategies": [{**SMA, "params": {"fast": 5}}, {**SMA, "id": "b"}],
+        "risk": {"max_position_pct": 50}, "feed": {"data": {"start": "2004-01-01"}},
+    })  # fmt: skip
+    changes = {path: (a, b) for path, a, b in identity_changes(base.identity(), other.identity())}
+    assert changes.pop("strategies") == (base.identity()["strategies"],
+                                         other.identity()["strategies"])  # fmt: skip
+    assert changes.pop("risk.max_position_pct") == (base.risk.max_position_pct, 50.0)
+    assert changes.pop("feed.data.start") == (None, "2004-01-01")
+    assert changes == {}
+
+
+def test_identity_changes_walks_dicts_and_lists_naming_each_leaf() -> None:
+    """Hand-made values: one changed leaf, one key on one side only, lists of equal length
+    compared item by item and of unequal length as a whole."""
+    from core.run_config import ABSENT, identity_changes
+
+    before = {"a": {"x": 1, "y": [1, 2]}, "b": 1, "c": [1]}
+    after = {"a": {"x": 2, "y": [1, 3]}, "c": [1, 2], "d": None}
+    assert identity_changes(before, after) == [
+        ("a.x", 1, 2), ("a.y[1]", 2, 3), ("b", 1, ABSENT), ("c", [1], [1, 2]), ("d", ABSENT, None),
+    ]  # fmt: skip
+    assert identity_changes(before, before) == []
