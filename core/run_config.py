@@ -8,7 +8,7 @@ strategy's declared parameters while the config is validated.
 
 ``load_run_config(path)`` reads YAML and raises ``RunConfigError`` whose message names the file,
 the field path (``strategies[1].params.fast``) and the rule. Relative paths in the file (data,
-journal) are resolved against the file's directory.
+journal, a ``file.py:Class`` strategy) are resolved against the file's directory.
 
 Checking parameters needs the strategy classes: this is the one place ``core`` reaches into
 ``strategies``, lazily inside the validators, so importing ``core`` stays free of them.
@@ -371,5 +371,24 @@ def load_run_config(path: str | Path) -> RunConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RunConfigError([("", f"not valid YAML: {exc}")], file=str(path)) from None
-    config = parse_run_config(data, file=str(path))
-    return config.resolved(path.resolve().parent)
+    base = path.resolve().parent
+    config = parse_run_config(_strategy_files_resolved(data, base), file=str(path))
+    return config.resolved(base)
+
+
+def _strategy_files_resolved(data: Any, base: Path) -> Any:
+    """The raw config with every relative ``file.py:Class`` strategy made absolute against
+    ``base`` (the config's folder, like its data and journal paths), so the file is found
+    whatever the working directory, by this process and by the actors alike."""
+    from strategies.registry import file_location
+
+    if not isinstance(data, dict) or not isinstance(data.get("strategies"), list):
+        return data
+    strategies = []
+    for entry in data["strategies"]:
+        spec = entry.get("strategy") if isinstance(entry, dict) else None
+        found = file_location(spec) if isinstance(spec, str) else None
+        if found is not None and not found[0].is_absolute():
+            entry = {**entry, "strategy": f"{(base / found[0]).resolve()}:{found[1]}"}
+        strategies.append(entry)
+    return {**data, "strategies": strategies}

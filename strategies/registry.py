@@ -87,13 +87,21 @@ def _import_module(name: str) -> ModuleType:
         ) from exc
 
 
+def file_location(spec: str) -> tuple[Path, str] | None:
+    """``(file, class name)`` when ``spec`` is a ``path/to/file.py:Class`` location, else None
+    (a built-in or entry-point name, or ``package.module:Class``)."""
+    target, _, attr = spec.strip().rpartition(":")
+    if target and (target.endswith(".py") or "/" in target or "\\" in target):
+        return Path(target), attr
+    return None
+
+
 def _load_location(spec: str) -> type[Strategy]:
     """Load ``module:Class`` or ``file.py:Class``."""
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise ConfigError(f"strategy {spec!r}: expected 'package.module:Class' or 'file.py:Class'")
-    is_file = target.endswith(".py") or "/" in target or "\\" in target
-    module = _import_file(Path(target)) if is_file else _import_module(target)
+    module = _import_file(Path(target)) if file_location(spec) else _import_module(target)
     if not hasattr(module, attr):
         raise ConfigError(f"strategy {spec!r}: {target!r} has no attribute {attr!r}")
     return _as_strategy_class(getattr(module, attr), f"strategy {spec!r}")

@@ -170,3 +170,30 @@ def test_identity_changes_walks_dicts_and_lists_naming_each_leaf() -> None:
         ("a.x", 1, 2), ("a.y[1]", 2, 3), ("b", 1, ABSENT), ("c", [1], [1, 2]), ("d", ABSENT, None),
     ]  # fmt: skip
     assert identity_changes(before, before) == []
+
+
+def test_a_strategy_file_is_found_relative_to_the_config_whatever_the_cwd(tmp_path, monkeypatch):
+    """Like data and journal paths, ``file.py:Class`` is relative to the config's folder
+    (the actors import it too, from wherever Ray started them)."""
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "strats" / "mine.py").write_text(
+        "import numpy as np\n"
+        "from strategies.base import Strategy\n\n\n"
+        "class Always(Strategy):\n"
+        "    name = 'always'\n\n"
+        "    def target_weights(self, panel):\n"
+        "        return np.ones(panel.close.shape)\n"
+    )
+    mine = {"id": "a", "strategy": "../strats/mine.py:Always", "symbols": ["X"]}
+    missing = {"id": "b", "strategy": "../strats/none.py:Always", "symbols": ["X"]}
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    file = tmp_path / "conf" / "run.yaml"
+    file.write_text(yaml.safe_dump({"strategies": [mine]}))
+    config = load_run_config(file)
+    assert config.strategies[0].strategy == f"{tmp_path / 'strats' / 'mine.py'}:Always"
+    file.write_text(yaml.safe_dump({"strategies": [mine, missing]}))
+    with pytest.raises(RunConfigError) as info:
+        load_run_config(file)
+    assert f"'{tmp_path / 'strats' / 'none.py'}' does not exist" in str(info.value)
