@@ -30,6 +30,7 @@ from actors.retry import ActorDownError, actor_errors
 from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
+from core.journal_lock import RunLock
 from core.run_config import ABSENT, RunConfig, RunConfigError, identity_changes
 
 __all__ = [
@@ -122,6 +123,7 @@ class Topology:
     config: RunConfig
     journal_path: str
     handles: dict[str, Any] = field(default_factory=dict)
+    lock: RunLock | None = None  # held when this driver created the actors (``start``)
 
     @property
     def feed(self) -> Any:
@@ -180,16 +182,20 @@ class Topology:
         (their hosts are detached: they outlive the feed that created them)."""
         import ray
 
-        for handle in self.handles.values():
-            ray.kill(handle, no_restart=True)
-        fp = fingerprint(self.config, self.journal_path)
-        for name in live_actor_names():
-            if not name.startswith("strategy:") or name in self.handles:
-                continue
-            with contextlib.suppress(Exception):  # gone in between, or not answering
-                handle = ray.get_actor(name, namespace=NAMESPACE)
-                if ray.get(handle.fingerprint.remote(), timeout=10) == fp:
-                    ray.kill(handle, no_restart=True)
+        try:
+            for handle in self.handles.values():
+                ray.kill(handle, no_restart=True)
+            fp = fingerprint(self.config, self.journal_path)
+            for name in live_actor_names():
+                if not name.startswith("strategy:") or name in self.handles:
+                    continue
+                with contextlib.suppress(Exception):  # gone in between, or not answering
+                    handle = ray.get_actor(name, namespace=NAMESPACE)
+                    if ray.get(handle.fingerprint.remote(), timeout=10) == fp:
+                        ray.kill(handle, no_restart=True)
+        finally:
+            if self.lock is not None:
+                self.lock.release()  # the journal is free for another run
 
 
 def _create(cls: type, name: str, fp: str, *args: Any) -> Any:
@@ -264,8 +270,10 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             in a new temporary directory.
 
     Raises:
-        RunConfigError: a strategy trades a symbol the feed's data does not have.
+        RunConfigError: a strategy trades a symbol the feed's data does not have, or the
+            journal is another run's.
         RuntimeConflictError: the names are held by another run's actors.
+        JournalInUseError: another live run (another driver's actors) holds the journal.
     """
     import ray
 
@@ -281,21 +289,29 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
         path = str(Path(tempfile.mkdtemp(prefix="raytrader-")) / "journal.sqlite")
     path = str(Path(path).resolve())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _claim(config, path)
-    fp = fingerprint(config, path)
-    topo = Topology(config, path)
-    topo.handles[JOURNAL] = _create(JournalReader, JOURNAL, fp, path)
-    topo.handles[FEED] = _create(DataFeed, FEED, fp, config, path)
-    _check(topo.handles, fp)
-    unknown = config.unknown_symbols(ray.get(topo.feed.symbols.remote()))
-    if unknown:
-        topo.stop()
-        raise RunConfigError(unknown)
-    topo.handles[BROKER] = _create(Broker, BROKER, fp, config, path)
-    topo.handles[RISK] = _create(Risk, RISK, fp, config, path)
-    for strategy in config.strategies:
-        name = host_name(strategy.id)
-        topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
-    _check(topo.handles, fp)
-    ray.get([h.ready.remote() for h in topo.handles.values()])
+    # creating the run's actors: this driver owns the journal while they live (an attaching
+    # driver shares live actors, which the creator's lock covers)
+    lock = RunLock(path) if FEED not in live_actor_names() else None
+    try:
+        _claim(config, path)
+        fp = fingerprint(config, path)
+        topo = Topology(config, path, lock=lock)
+        topo.handles[JOURNAL] = _create(JournalReader, JOURNAL, fp, path)
+        topo.handles[FEED] = _create(DataFeed, FEED, fp, config, path)
+        _check(topo.handles, fp)
+        unknown = config.unknown_symbols(ray.get(topo.feed.symbols.remote()))
+        if unknown:
+            topo.stop()
+            raise RunConfigError(unknown)
+        topo.handles[BROKER] = _create(Broker, BROKER, fp, config, path)
+        topo.handles[RISK] = _create(Risk, RISK, fp, config, path)
+        for strategy in config.strategies:
+            name = host_name(strategy.id)
+            topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
+        _check(topo.handles, fp)
+        ray.get([h.ready.remote() for h in topo.handles.values()])
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     return topo

@@ -1,0 +1,56 @@
+"""``core.journal_lock.RunLock``: one live run per journal, released however its holder ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.journal_lock import JournalInUseError, RunLock
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_held_journal_is_refused_naming_the_holder_until_released(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    first = RunLock(journal)
+    with pytest.raises(JournalInUseError) as info:
+        RunLock(journal)
+    message = str(info.value)
+    assert f"journal {journal}: in use by another live run (pid {os.getpid()} on " in message
+    assert "give this one another journal" in message
+    first.release()
+    first.release()  # idempotent
+    RunLock(journal).release()  # free again
+
+
+@pytest.mark.timeout(60)
+def test_the_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to release: the operating system does it."""
+    journal = tmp_path / "j.sqlite"
+    code = (
+        "import time\nfrom core.journal_lock import RunLock\n"
+        f"lock = RunLock({str(journal)!r})\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        with pytest.raises(JournalInUseError, match=f"pid {child.pid} on "):
+            RunLock(journal)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while True:  # the kernel drops the lock with the process's last descriptor
+        try:
+            RunLock(journal).release()
+            break
+        except JournalInUseError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
