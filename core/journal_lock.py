@@ -35,7 +35,12 @@ class RunLock:
 
     def __init__(self, journal_path: str | Path) -> None:
         self.path = Path(f"{journal_path}.lock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JournalError(
+                f"cannot create its lock file {self.path}: {exc.strerror}", path=str(journal_path)
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import JournalError
 from core.journal_lock import JournalInUseError, RunLock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,3 +55,12 @@ def test_the_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
         except JournalInUseError:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_a_folder_where_no_lock_file_can_be_made_is_named(tmp_path: Path) -> None:
+    journal = tmp_path / "missing-folder" / "j.sqlite"
+    with pytest.raises(JournalError) as info:
+        RunLock(journal)
+    assert str(info.value) == (
+        f"journal {journal}: cannot create its lock file {journal}.lock: No such file or directory"
+    )
