@@ -135,6 +135,7 @@ def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, t
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
+
     def default_sigint() -> None:  # a child of a non-interactive shell may ignore SIGINT
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
