@@ -126,10 +126,12 @@ def _replay(
     live_view: bool,
     command: str,
     api: Callable[[Any], Any] | None = None,
+    on_results: Callable[[dict[str, BacktestResult]], None] | None = None,
 ) -> int:
-    """Start (or attach), replay to the end, print the summary; the exit code (130 after
-    Ctrl-C: ``_interrupted``, with ``command`` the way to resume). ``api``, if given, is
-    called with the topology once the actors are up and returns a cleanup."""
+    """Start (or attach), replay to the end (with the live table when ``live_view``), print
+    the summary, hand the results to ``on_results``; the exit code (130 after Ctrl-C:
+    ``_interrupted``, with ``command`` the way to resume). ``api``, if given, is called with
+    the topology once the actors are up and returns a cleanup."""
     from actors.runtime import start
 
     topo = start(config, journal)
@@ -148,6 +150,8 @@ def _replay(
             status = topo.run()
         results = run_results(topo)
         _summary(console, topo, results)
+        if on_results is not None:
+            on_results(results)
         return 0 if status["state"] == "done" else 1
     except KeyboardInterrupt:
         if live_view:
@@ -167,25 +171,17 @@ def _replay(
               help="journal file (overrides journal.path; an existing one is resumed)")
 @friendly_errors
 def run(config_path: str, as_json: bool, journal_path: str | None) -> None:  # fmt: skip
-    """Run the strategies of CONFIG.yaml live on the paper broker, through the Ray actors."""
-    from actors.runtime import start
-
+    """Run the strategies of CONFIG.yaml live on the paper broker, through the Ray actors
+    (on a terminal with the live table, like the demo)."""
     config = load_run_config(config_path)
     command = f"raytrader run {config_path}" + (" --json" if as_json else "")
-    if not as_json:
-        sys.exit(_replay(config, journal_path, _console(), live_view=False, command=command))
-    err = _console(stderr=True)
-    topo = start(config, journal_path)
-    try:
-        status = topo.run()
-        results = run_results(topo)
-        _summary(err, topo, results)
+    console = _console(stderr=as_json)  # with --json, stdout holds the JSON only
+
+    def print_json(results: dict[str, BacktestResult]) -> None:
         click.echo(json.dumps(results_json(config, results)))
-    except KeyboardInterrupt:
-        sys.exit(_interrupted(err, topo, command))
-    finally:
-        topo.stop()
-    sys.exit(0 if status["state"] == "done" else 1)
+
+    sys.exit(_replay(config, journal_path, console, live_view=console.is_terminal,
+                     command=command, on_results=print_json if as_json else None))  # fmt: skip
 
 
 def demo_config(data_dir: Path = DATA, start: str | None = "2004-01-01") -> RunConfig:

@@ -62,6 +62,24 @@ def test_run_json_prints_the_object_backtest_json_prints(live, tmp_path) -> None
 
 
 @pytest.mark.timeout(180)
+def test_run_on_a_terminal_shows_the_live_table_and_keeps_stdout_for_the_json(live, tmp_path):
+    """Long runs show progress: on a terminal (rich's FORCE_COLOR stands in for one) ``run``
+    draws the demo's live table, on stderr with ``--json``, whose stdout stays the object.
+    The bar count is the CSV's rows from the window's start, counted here."""
+    import csv
+
+    with (DATA / "NVDA.csv").open() as f:
+        n = sum(1 for row in csv.DictReader(f) if row["timestamp"] >= WINDOW["start"])
+    body = {"strategies": [SMA], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")], **WINDOW}}}
+    result = CliRunner().invoke(main, ["run", str(write(tmp_path, body)), "--json"],
+                                env={"FORCE_COLOR": "1"}, catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["trades"]
+    err = " ".join(result.stderr.split())
+    assert f"bar {n:,}/{n:,}" in err and "live run (paper) summary" in err
+
+
+@pytest.mark.timeout(180)
 def test_run_json_of_several_strategies_keys_them_by_id(live, tmp_path) -> None:
     flip = {"id": "flip", "strategy": "tests.kit.live:Flipper", "symbols": ["ORCL", "NVDA"],
             "sim": {"fill": "close", "size_pct": 0.45}}  # fmt: skip
