@@ -104,11 +104,8 @@ def _interrupted(console: Console, topo: Any, command: str) -> int:
         total = f" of {ray.get(topo.feed.stop.remote(), timeout=30)['bars']:,}"
     except Exception:  # not answering: the actors are stopped with this command anyway
         total = ""
-    journal = Journal(topo.journal_path)
-    try:
+    with Journal(topo.journal_path) as journal:
         last = journal.max_bar(EventKind.BAR_DONE)
-    finally:
-        journal.close()
     done = 0 if last is None else last + 1
     console.print(
         f"[yellow]interrupted[/yellow] after {done:,} bars{total}; every event of them is in "

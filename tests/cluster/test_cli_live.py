@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
+from tests.kit.control import free_port
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -207,15 +208,6 @@ def test_a_journal_is_refused_to_a_config_that_would_change_its_trades(live, tmp
 
 
 # ---------------------------------------------------------------- joining a cluster
-def _free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("command", ["run", "optimize", "serve"])
 def test_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path, command) -> None:
@@ -225,14 +217,14 @@ def test_a_ray_address_nothing_answers_at_fails_fast_naming_it(tmp_path, command
     import subprocess
     import sys
 
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "RAY_ADDRESS": address, "RAY_USAGE_STATS_ENABLED": "0"}
     body = {"strategies": [SMA], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")]}}}
     args = {
         "run": ["run", str(write(tmp_path, body))],
         "optimize": ["optimize", "--data", str(DATA / "NVDA.csv"), "--strategy", "sma_crossover",
                      "--trials", "2", "--out", str(tmp_path / "o")],
-        "serve": ["serve", "--insecure-local", "--port", str(_free_port())],
+        "serve": ["serve", "--insecure-local", "--port", str(free_port())],
     }[command]  # fmt: skip
     proc = subprocess.run([sys.executable, "-m", "cluster.cli", *args], env=env,
                           capture_output=True, text=True, timeout=100)  # fmt: skip
