@@ -79,7 +79,8 @@ def _snapshot(topo: Any) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str
     return found[0], found[2:], found[1]
 
 
-def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) -> None:
+def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) -> list[str]:
+    """Print the summary tables; the ids of the strategies that ended FAILED."""
     import ray
 
     from cluster.render_live import summary_tables
@@ -88,6 +89,7 @@ def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) ->
     decisions = ray.get(topo.journal.decisions.remote())
     by_id = {h["id"]: h for h in hosts}
     console.print(summary_tables(results, by_id, feed, risk, decisions, topo.journal_path))
+    return [h["id"] for h in hosts if h.get("state") == "failed"]
 
 
 def _interrupted(console: Console, topo: Any, command: str) -> int:
@@ -126,9 +128,10 @@ def _replay(
     on_results: Callable[[dict[str, BacktestResult]], None] | None = None,
 ) -> int:
     """Start (or attach), replay to the end (with the live table when ``live_view``), print
-    the summary, hand the results to ``on_results``; the exit code (130 after Ctrl-C:
-    ``_interrupted``, with ``command`` the way to resume). ``api``, if given, is called with
-    the topology once the actors are up and returns a cleanup."""
+    the summary, hand the results to ``on_results``; the exit code (1 if a strategy ended
+    FAILED, 130 after Ctrl-C: ``_interrupted``, with ``command`` the way to resume).
+    ``api``, if given, is called with the topology once the actors are up and returns a
+    cleanup."""
     from actors.runtime import start
 
     topo = start(config, journal)
@@ -146,9 +149,13 @@ def _replay(
         else:
             status = topo.run()
         results = run_results(topo)
-        _summary(console, topo, results)
+        failed = _summary(console, topo, results)
         if on_results is not None:
             on_results(results)
+        if failed:  # its result stops at its failure: a script must not take it for a run's
+            console.print(f"[red]exit 1[/red]: strategy {', '.join(failed)} failed (above)",
+                          highlight=False)  # fmt: skip
+            return 1
         return 0 if status["state"] == "done" else 1
     except KeyboardInterrupt:
         if live_view:

@@ -95,6 +95,28 @@ def test_run_json_of_several_strategies_keys_them_by_id(live, tmp_path) -> None:
     assert out["strategies"]["flip"]["trades"]
 
 
+@pytest.mark.timeout(180)
+def test_a_strategy_that_failed_makes_the_run_exit_1_after_its_whole_output(live, tmp_path):
+    """A strategy that raises stops alone (the others trade on to the end), but the command
+    must not end 0: its result stops at the failure, and a script comparing JSON objects
+    would take it for a whole run's. Reference for the healthy one: ``backtest --json``."""
+    boom = {"id": "boom", "strategy": "tests.kit.live:Boom", "params": {"fail_at": 60},
+            "symbols": ["NVDA"], "sim": {"fill": "close", "size_pct": 0.5}}  # fmt: skip
+    body = {"strategies": [SMA, boom], "feed": {"data": {"paths": [str(DATA / "NVDA.csv")],
+                                                         **WINDOW}}}  # fmt: skip
+    result = invoke("run", str(write(tmp_path, body)), "--json")
+    assert result.exit_code == 1, result.stderr
+    out = json.loads(result.stdout)["strategies"]
+    ref = invoke("backtest", "--data", str(DATA / "NVDA.csv"), "--start", WINDOW["start"],
+                 "--strategy", "sma_crossover", "-p", "fast=5", "-p", "slow=20", "--size-pct",
+                 "0.95", "--commission-bps", "10", "--stop-loss-pct", "5", "--json")  # fmt: skip
+    assert out["sma"] == json.loads(ref.stdout)
+    assert out["boom"]["trades"]  # it traded before bar 60 (Flipper's weights)
+    err = " ".join(result.stderr.split())
+    assert "strategy boom failed: StrategyError" in err and "boom at 60 bars" in err
+    assert "exit 1: strategy boom failed" in err
+
+
 def test_a_bad_config_exits_2_naming_the_field(tmp_path) -> None:
     body = {"strategies": [{**SMA, "params": {"fast": 0}}]}
     result = invoke("run", str(write(tmp_path, body)))
