@@ -263,6 +263,13 @@ class RunConfig(_Frozen):
     def unknown_symbols(self, available: Iterable[str]) -> list[tuple[str, str]]:
         """``(field path, rule)`` for every strategy symbol the feed's data does not have."""
         have = set(available)
+        paths, named = self.feed.data.paths, self.feed.data.symbol
+        # a lone file without a symbol column is named by its stem: say so when it was
+        stem = Path(paths[0]).stem if len(paths) == 1 and named is None else None
+        hint = (
+            f"; the file {Path(paths[0]).name} has no symbol column, so its bars are named "
+            f"{stem!r} after it: set feed.data.symbol to name them" if stem in have else ""
+        )  # fmt: skip
         out = []
         for i, strategy in enumerate(self.strategies):
             for k, symbol in enumerate(strategy.symbols):
@@ -270,7 +277,7 @@ class RunConfig(_Frozen):
                     out.append((
                         f"strategies[{i}].symbols[{k}]",
                         f"strategy {strategy.id!r} trades {symbol!r}, which is not in the "
-                        f"feed's data ({', '.join(sorted(have)) or 'no symbols'})",
+                        f"feed's data ({', '.join(sorted(have)) or 'no symbols'}){hint}",
                     ))  # fmt: skip
         return out
 

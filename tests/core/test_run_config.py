@@ -114,6 +114,22 @@ def test_unknown_symbols_name_the_strategy_and_the_symbol() -> None:
     assert cfg.unknown_symbols(["ORCL", "MSFT"]) == []
 
 
+def test_a_lone_file_named_for_its_stem_gets_the_symbol_hint() -> None:
+    """A single file without a symbol column names its bars after its stem
+    (``ORCL_bad.csv`` -> 'ORCL_bad'); the error says so and names the field that fixes it,
+    but only when the stem is what the data holds."""
+    body = {"strategies": [SMA], "feed": {"data": {"paths": ["ORCL_bad.csv"]}}}
+    ((field, rule),) = parse_run_config(body).unknown_symbols(["ORCL_bad"])
+    assert field == "strategies[0].symbols[0]"
+    assert rule == ("strategy 'a' trades 'ORCL', which is not in the feed's data (ORCL_bad); the "
+                    "file ORCL_bad.csv has no symbol column, so its bars are named 'ORCL_bad' "
+                    "after it: set feed.data.symbol to name them")  # fmt: skip
+    ((_, rule),) = parse_run_config(body).unknown_symbols(["NVDA"])  # a symbol column's
+    assert rule.endswith("(NVDA)")
+    named = {**body, "feed": {"data": {"paths": ["ORCL_bad.csv"], "symbol": "ORCL"}}}
+    assert parse_run_config(named).unknown_symbols(["ORCL"]) == []
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "examples").glob("*.yaml")))
 def test_the_examples_load(name) -> None:
     cfg = load_run_config(REPO / "examples" / name)
