@@ -9,6 +9,8 @@ the untouched strategies.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from core.data.loaders import load_wide
@@ -111,6 +113,13 @@ def test_a_strategy_that_raises_fails_alone(live, tmp_path) -> None:
             (StrategyState.RUNNING, StrategyState.FAILED),
         ]
         assert "ZeroDivisionError" in changes[-1].traceback  # type: ignore[attr-defined]
+    query = ("select strategy, json_extract(payload, '$.traceback') from events where kind = "
+             "'strategy_state_changed' and json_extract(payload, '$.new') = 'failed'")  # fmt: skip
+    assert query in (DATA.parent / "docs" / "live.md").read_text()  # the documented way to read it
+    with sqlite3.connect(topo.journal_path) as db:
+        ((sid, traceback),) = db.execute(query).fetchall()
+    assert sid == "boom" and traceback == changes[-1].traceback  # type: ignore[attr-defined]
+    with Journal(topo.journal_path, readonly=True) as journal:
         decided = [e.event.bar_index for e in journal.read([EventKind.RISK_DECISION],
                                                            strategy="boom")]  # fmt: skip
         assert decided and max(decided) < 59  # nothing after the failure
