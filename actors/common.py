@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, ParamSpec, TypeVar
 
+from core.errors import RaytraderError
 from core.journal import Journal
 
 if TYPE_CHECKING:
@@ -183,6 +184,30 @@ class ActorShell:
     COLLECT_AFTER: ClassVar[frozenset[str]] = frozenset()
     _wire_server: WireServer | None = None
     _mutex: threading.RLock | contextlib.nullcontext[None] = contextlib.nullcontext()
+    #: A domain error (bad data, a journal it cannot use) its ``__init__`` raised: kept and
+    #: raised by every call, where Ray hands the caller the exception itself (an error in
+    #: the constructor reaches callers only as ``ActorDiedError`` with a traceback's text).
+    _init_error: RaytraderError | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def guarded(self: ActorShell, *args: Any, **kw: Any) -> None:
+            try:
+                init(self, *args, **kw)
+            except RaytraderError as exc:
+                self._init_error = exc
+
+        cls.__init__ = guarded  # type: ignore[misc]
+
+    def _raise_init_error(self) -> None:
+        """Raise what ``__init__`` failed with, if it did."""
+        if self._init_error is not None:
+            raise self._init_error
 
     def _init_telemetry(self, source: str, journal: Journal) -> EventMetrics:
         """The actor's metrics recorder and timed journal writer (``actors.event_metrics``);
@@ -211,6 +236,7 @@ class ActorShell:
         from actors.heap import settle
         from actors.wire import WireServer
 
+        self._raise_init_error()
         with _ENDPOINT_LOCK:
             if self._wire_server is None:
                 settle()  # started: what it holds now is never scanned again
@@ -234,6 +260,7 @@ class ActorShell:
 
     def ready(self) -> bool:
         """True once ``__init__`` (the rebuild from the journal) has finished."""
+        self._raise_init_error()
         return True
 
     def pid(self) -> int:
@@ -242,4 +269,5 @@ class ActorShell:
 
     def fingerprint(self) -> str:
         """The run this actor belongs to (``actors.runtime.fingerprint``)."""
+        self._raise_init_error()
         return getattr(self, "_fingerprint", "")

@@ -274,6 +274,8 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             journal is another run's.
         RuntimeConflictError: the names are held by another run's actors.
         JournalInUseError: another live run (another driver's actors) holds the journal.
+        RaytraderError: an actor's constructor refused its input (the feed's data: a file
+            that is missing, a bad bar under ``bad_bars: raise``), raised as itself.
     """
     import ray
 
@@ -310,6 +312,13 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
         _check(topo.handles, fp)
         ray.get([h.ready.remote() for h in topo.handles.values()])
+    except ray.exceptions.RayTaskError as exc:
+        if lock is not None:
+            lock.release()
+        if not isinstance(exc.cause, RaytraderError):
+            raise
+        topo.stop()  # an actor's constructor failed on bad input: say what, not where
+        raise exc.cause from None
     except BaseException:
         if lock is not None:
             lock.release()

@@ -137,6 +137,37 @@ def test_a_symbol_missing_from_the_data_exits_2_naming_strategy_and_symbol(live,
     assert "strategy 'sma' trades 'MSFT', which is not in the feed's data (NVDA)" in err
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", ["missing file", "bad bar under raise"])
+def test_data_the_feed_refuses_exits_2_with_its_error_and_leaves_nothing_running(
+    live, tmp_path, case
+) -> None:
+    """The feed loads its data in its constructor, where an error reached the driver as
+    Ray's ActorDiedError with a traceback's text; now it is the data error, in one line, and
+    the run's actors are gone and its journal free again."""
+    from actors.runtime import live_actor_names
+    from core.journal_lock import RunLock
+
+    if case == "missing file":
+        missing = tmp_path / "NOPE.csv"
+        data, rule = {"paths": [str(missing)]}, f"data path {missing} does not exist"
+    else:
+        lines = (DATA / "NVDA.csv").read_text().splitlines()[:60]
+        ts, o, _, low, c, v = lines[30].split(",")
+        lines[30] = ",".join([ts, o, str(float(low) - 1), low, c, v])  # high below the low
+        (tmp_path / "NVDA.csv").write_text("\n".join(lines) + "\n")
+        data = {"paths": ["NVDA.csv"], "bad_bars": "raise"}
+        rule = f"row 30, symbol NVDA, rule high_below_open_close: high {float(low) - 1:g}"
+    journal = tmp_path / "journal.sqlite"
+    body = {"strategies": [SMA], "feed": {"data": data}, "journal": {"path": str(journal)}}
+    result = invoke("run", str(write(tmp_path, body)))
+    assert result.exit_code == 2, result.stderr
+    err = " ".join(result.stderr.split())
+    assert rule in err and "Traceback" not in err and "ActorDiedError" not in err
+    assert not live_actor_names()
+    RunLock(str(journal)).release()  # free: taking it does not raise
+
+
 @pytest.mark.timeout(180)
 def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -> None:
     journal = tmp_path / "demo.sqlite"
