@@ -253,6 +253,21 @@ class RunConfig(_Frozen):
             seen.add(strategy.id)
         return value
 
+    @model_validator(mode="after")
+    def _limits_name_strategies(self) -> RunConfig:
+        # a typo in an override's id would leave that strategy on the global limits unseen
+        ids = [s.id for s in self.strategies]
+        for sid in self.risk.strategies:
+            if sid not in ids:
+                raise PydanticCustomError(
+                    "unknown_strategy_limits",
+                    "risk.strategies.{sid}: no strategy of this config has the id '{sid}' "
+                    "(ids: {ids}); a strategy launched later gets its limits from "
+                    "`raytrader limits set` once it runs",
+                    {"sid": sid, "ids": ", ".join(ids)},
+                )  # fmt: skip
+        return self
+
     def strategy(self, strategy_id: str) -> StrategyConfig:
         """One strategy's config by id (KeyError when unknown)."""
         for strategy in self.strategies:
@@ -342,6 +357,8 @@ def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
             loc, msg = (*loc, ctx["param"]), msg.split(": ", 1)[1]
         elif e["type"] == "strategy_name":
             loc, msg = (*loc, "strategy"), str(ctx["rule"])
+        elif e["type"] == "unknown_strategy_limits":
+            loc, msg = ("risk", "strategies", ctx["sid"]), msg.split(": ", 1)[1]
         elif e["type"] == "duplicate_id":
             loc, msg = (*loc, ctx["index"], "id"), f"id {ctx['id']!r} is used twice"
         elif msg.startswith("Value error, "):

@@ -114,6 +114,20 @@ def test_unknown_symbols_name_the_strategy_and_the_symbol() -> None:
     assert cfg.unknown_symbols(["ORCL", "MSFT"]) == []
 
 
+def test_limits_for_a_strategy_id_the_config_lacks_are_refused_naming_it() -> None:
+    """A typo in an override's id left that strategy on the global limits without a word
+    (``risk.strategies.nope`` ran to the end); the control API refuses the same (422)."""
+    overrides = {"b": {"max_open_orders": 2}, "nope": {"max_open_orders": 3}}
+    body = {"strategies": [SMA, {**SMA, "id": "b"}], "risk": {"strategies": overrides}}
+    assert errors(body) == [(
+        "risk.strategies.nope",
+        "no strategy of this config has the id 'nope' (ids: a, b); a strategy launched later "
+        "gets its limits from `raytrader limits set` once it runs",
+    )]  # fmt: skip
+    del body["risk"]["strategies"]["nope"]
+    assert parse_run_config(body).risk.for_strategy("b").max_open_orders == 2
+
+
 def test_a_lone_file_named_for_its_stem_gets_the_symbol_hint() -> None:
     """A single file without a symbol column names its bars after its stem
     (``ORCL_bad.csv`` -> 'ORCL_bad'); the error says so and names the field that fixes it,
