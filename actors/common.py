@@ -184,9 +184,11 @@ class ActorShell:
     COLLECT_AFTER: ClassVar[frozenset[str]] = frozenset()
     _wire_server: WireServer | None = None
     _mutex: threading.RLock | contextlib.nullcontext[None] = contextlib.nullcontext()
-    #: A domain error (bad data, a journal it cannot use) its ``__init__`` raised: kept and
-    #: raised by every call, where Ray hands the caller the exception itself (an error in
-    #: the constructor reaches callers only as ``ActorDiedError`` with a traceback's text).
+    #: A domain error (bad data, a journal it cannot use) its first ``__init__`` raised: kept
+    #: and raised by ``fingerprint``, ``ready`` and ``endpoint``, the calls ``start`` makes
+    #: first, where Ray hands the caller the exception itself (an error in the constructor
+    #: reaches callers only as ``ActorDiedError`` with a traceback's text). A restarted
+    #: process raises it as before: the actor dies, and its callers fail as they would.
     _init_error: RaytraderError | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -200,6 +202,8 @@ class ActorShell:
             try:
                 init(self, *args, **kw)
             except RaytraderError as exc:
+                if restarted():
+                    raise
                 self._init_error = exc
 
         cls.__init__ = guarded  # type: ignore[misc]
