@@ -11,11 +11,13 @@ imported inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +94,41 @@ def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) ->
     return [h["id"] for h in hosts if h.get("state") == "failed"]
 
 
-def _interrupted(console: Console, topo: Any, command: str) -> int:
-    """Ctrl-C during a replay: the feed ends it after the bar in flight, the actors end with
-    this command, and every finished bar is journaled, so ``command --journal PATH`` resumes
-    after the last one (the feed's cursor, docs/live.md "Restarts"). Says how far the run
-    got and how to go on; exit code 130."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a service manager, ``kill`` or Kubernetes sends to stop a process):
+    ended the way Ctrl-C ends a run, with exit code 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """Inside: SIGTERM raises ``Terminated`` in the main thread, like Ctrl-C's
+    KeyboardInterrupt, instead of Ray's handler (a stack dump, then death with no word of how
+    far the run got), and is noted in the list yielded: Ray turns any exception a signal
+    handler raises inside its calls into a plain KeyboardInterrupt. A second SIGTERM kills
+    at once."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding program's): left as it is
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(console: Console, topo: Any, command: str, terminated: bool) -> int:
+    """Ctrl-C (or SIGTERM) during a replay: the feed ends it after the bar in flight, the
+    actors end with this command, and every finished bar is journaled, so ``command
+    --journal PATH`` resumes after the last one (the feed's cursor, docs/live.md
+    "Restarts"). Says how far the run got and how to go on; exit code 130 (143: SIGTERM)."""
     import ray
 
     from core.events import EventKind
@@ -109,13 +141,14 @@ def _interrupted(console: Console, topo: Any, command: str) -> int:
     with Journal(topo.journal_path) as journal:
         last = journal.max_bar(EventKind.BAR_DONE)
     done = 0 if last is None else last + 1
+    what = "terminated (SIGTERM)" if terminated else "interrupted"
     console.print(
-        f"[yellow]interrupted[/yellow] after {done:,} bars{total}; every event of them is in "
+        f"[yellow]{what}[/yellow] after {done:,} bars{total}; every event of them is in "
         f"the journal {topo.journal_path}; to go on from there: {command} --journal "
         f"{topo.journal_path}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
-    return 130
+    return 143 if terminated else 130
 
 
 def _replay(
@@ -135,6 +168,21 @@ def _replay(
     from actors.runtime import start
 
     topo = start(config, journal)
+    with _sigterm_as_interrupt() as sigterm:
+        return _drive(topo, console, live_view, command, api, on_results, sigterm)
+
+
+def _drive(
+    topo: Any,
+    console: Console,
+    live_view: bool,
+    command: str,
+    api: Callable[[Any], Any] | None,
+    on_results: Callable[[dict[str, BacktestResult]], None] | None,
+    sigterm: list[int],
+) -> int:
+    """``_replay`` once the actors are up: the replay, the summary, the exit code
+    (``sigterm`` holds the SIGTERM received, if one was)."""
     cleanup = api(topo) if api is not None else None
     try:
         if live_view:
@@ -157,10 +205,10 @@ def _replay(
                           highlight=False)  # fmt: skip
             return 1
         return 0 if status["state"] == "done" else 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if live_view:
             console.print()  # the live table's last line is open
-        return _interrupted(console, topo, command)
+        return _interrupted(console, topo, command, bool(sigterm) or isinstance(stop, Terminated))
     finally:
         if cleanup is not None:
             cleanup()
@@ -242,7 +290,7 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
 
         def stop_api() -> None:
             if hold:
-                console.print("the API stays up on the finished run; Ctrl-C to end")
+                console.print("the API stays up on the finished run; Ctrl-C (or SIGTERM) to end")
                 try:
                     while True:
                         time.sleep(1.0)

@@ -179,11 +179,17 @@ def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -
 
 
 @pytest.mark.timeout(240)
-def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, tmp_path):
-    """SIGINT mid-replay (a child process, paced so it is mid-run): exit 130 and a line
-    naming the bars journaled (read from the journal independently) and the command to go
-    on; that command (here at full speed) finishes the run with exactly the trades of
-    ``raytrader backtest``."""
+@pytest.mark.parametrize(("signame", "code", "what"), [
+    ("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)"),
+])  # fmt: skip
+def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(
+    live, tmp_path, signame, code, what
+):
+    """SIGINT (Ctrl-C) or SIGTERM (a service manager's stop; Ray's own handler dumped a stack
+    and died without a word) mid-replay (a child process, paced so it is mid-run): exit
+    130 / 143 and a line naming the bars journaled (read from the journal independently) and
+    the command to go on; that command (here at full speed) finishes the run with exactly the
+    trades of ``raytrader backtest``."""
     import os
     import signal
     import sqlite3
@@ -217,13 +223,13 @@ def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(live, t
     deadline = time.monotonic() + 150
     while bars_done() < 100 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=60)
     err = " ".join(err.split())
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     done = bars_done()
     assert 100 <= done < 1000, done  # stopped mid-run
-    assert f"interrupted after {done:,} bars of " in err
+    assert f"{what} after {done:,} bars of " in err and "SIGTERM received" not in err
     resume = f"raytrader run {config} --json --journal {journal}"
     assert f"to go on from there: {resume}" in err
     assert out == ""  # no JSON for a run that did not finish
