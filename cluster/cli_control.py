@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cluster.options import friendly_errors
+from cluster.signals import sigterm_as_interrupt
 
 __all__ = ["ApiClient", "ApiError", "kill", "limits", "resume", "serve", "status"]
 
@@ -284,7 +285,7 @@ def check_port_free(host: str, port: int) -> None:
 @friendly_errors
 def serve(host: str, port: int, insecure_local: bool, log_format: str, metrics_port: int | None,
           data_dir: str | None) -> None:  # fmt: skip
-    """Serve the control API on the running Ray cluster until Ctrl-C.
+    """Serve the control API on the running Ray cluster until Ctrl-C (or SIGTERM).
 
     Tokens come from RAYTRADER_API_TOKEN, RAYTRADER_API_TOKENS or RAYTRADER_API_TOKEN_FILE;
     without one the server refuses to start unless bound to loopback with --insecure-local.
@@ -316,8 +317,9 @@ def serve(host: str, port: int, insecure_local: bool, log_format: str, metrics_p
     if exporter is not None:
         console.print(f"metrics at http://{host}:{exporter.port}/metrics")
     try:
-        while True:
-            time.sleep(1.0)
+        with sigterm_as_interrupt():
+            while True:
+                time.sleep(1.0)
     except KeyboardInterrupt:
         console.print("stopping the control API")
     finally:

@@ -11,13 +11,11 @@ imported inside the commands.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import click
 from rich.console import Console
 
 from cluster.options import friendly_errors
+from cluster.signals import Terminated, sigterm_as_interrupt
 from core.run_config import RunConfig, load_run_config, parse_run_config
 from core.sim import BacktestResult
 
@@ -94,36 +93,6 @@ def _summary(console: Console, topo: Any, results: dict[str, BacktestResult]) ->
     return [h["id"] for h in hosts if h.get("state") == "failed"]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what a service manager, ``kill`` or Kubernetes sends to stop a process):
-    ended the way Ctrl-C ends a run, with exit code 143."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[int]]:
-    """Inside: SIGTERM raises ``Terminated`` in the main thread, like Ctrl-C's
-    KeyboardInterrupt, instead of Ray's handler (a stack dump, then death with no word of how
-    far the run got), and is noted in the list yielded: Ray turns any exception a signal
-    handler raises inside its calls into a plain KeyboardInterrupt. A second SIGTERM kills
-    at once."""
-    received: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (an embedding program's): left as it is
-        yield received
-        return
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _interrupted(console: Console, topo: Any, command: str, terminated: bool) -> int:
     """Ctrl-C (or SIGTERM) during a replay: the feed ends it after the bar in flight, the
     actors end with this command, and every finished bar is journaled, so ``command
@@ -168,7 +137,7 @@ def _replay(
     from actors.runtime import start
 
     topo = start(config, journal)
-    with _sigterm_as_interrupt() as sigterm:
+    with sigterm_as_interrupt() as sigterm:
         return _drive(topo, console, live_view, command, api, on_results, sigterm)
 
 
