@@ -123,29 +123,33 @@ def _describe(exc: ValidationError) -> str:
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(ctx: Any) -> Iterator[None]:
-    """The first Ctrl-C cancels the job at its next check (every 0.25 s at most), so it stops
-    at a known point with its storage consistent; a second one interrupts at once. A
-    KeyboardInterrupt raised anywhere (inside a Ray call or a storage write) could leave the
-    process hanging on exit."""
+def _ctrl_c_cancels(ctx: Any, received: list[int]) -> Iterator[None]:
+    """The first Ctrl-C (or SIGTERM; each signal is noted in ``received``) cancels the job at
+    its next check (every 0.25 s at most), so it stops at a known point with its storage
+    consistent; a second one interrupts (kills) at once. A KeyboardInterrupt raised anywhere
+    (inside a Ray call or a storage write) could leave the process hanging on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ctx.cancel()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _execute(kind: str, spec_dict: dict[str, Any], out: str | None, as_json: bool,
              render: Callable[[Console, Any], None], resume_hint: str = "") -> None:  # fmt: skip
-    """Validate, start Ray, run with a progress bar, save, print; Ctrl-C -> exit 130."""
+    """Validate, start Ray, run with a progress bar, save, print; Ctrl-C -> exit 130
+    (SIGTERM: 143)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optimization.context import JobCancelledError, JobContext
@@ -162,6 +166,7 @@ def _execute(kind: str, spec_dict: dict[str, Any], out: str | None, as_json: boo
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("best {task.fields[best]}"),
                TextColumn("{task.fields[note]}"))  # fmt: skip
+    received: list[int] = []  # the signals that cancelled the job
     try:
         ensure_ray()
         with Progress(*columns, console=err, transient=as_json) as bar:
@@ -172,12 +177,14 @@ def _execute(kind: str, spec_dict: dict[str, Any], out: str | None, as_json: boo
                            best=_fmt(p.best), note=p.message)  # fmt: skip
 
             ctx = JobContext(on_progress=show)
-            with _ctrl_c_cancels(ctx):
+            with _ctrl_c_cancels(ctx, received):
                 result = run_job(kind, spec, ctx)
     except (KeyboardInterrupt, JobCancelledError):
-        err.print(f"[yellow]interrupted[/yellow]: outstanding Ray work cancelled. {resume_hint}",
+        term = signal.SIGTERM in received
+        what = "terminated (SIGTERM)" if term else "interrupted"
+        err.print(f"[yellow]{what}[/yellow]: outstanding Ray work cancelled. {resume_hint}",
                   highlight=False)  # fmt: skip
-        sys.exit(130)
+        sys.exit(143 if term else 130)
     path = Path(out) if out else default_out(kind)
     written = save(JobKind(kind), spec, result, path)
     if as_json:

@@ -105,7 +105,10 @@ def _evaluated(storage: str) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_ctrl_c_leaves_a_resumable_study(ray_session, tmp_path):
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_leaves_a_resumable_study(ray_session, tmp_path, signame, code):
+    """Ctrl-C, or SIGTERM (a service manager's stop), cancels the search at its next check:
+    the study keeps every trial done and ``--resume`` goes on from there."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     cmd = [sys.executable, "-m", "cluster.cli", "optimize", "--data", ORCL, "--strategy",
            "sma_crossover", "--trials", "100000", "--batch-size", "1", "--workers", "1",
@@ -117,10 +120,10 @@ def test_ctrl_c_leaves_a_resumable_study(ray_session, tmp_path):
     deadline = time.monotonic() + 120
     while _evaluated(storage) < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "--resume" in err
+    assert proc.returncode == code, err
+    assert "--resume" in err and "SIGTERM received" not in err
     done = _evaluated(storage)
     assert done >= 5
     res = _run(["optimize", "--data", ORCL, "--strategy", "sma_crossover", "--trials",
