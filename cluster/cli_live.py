@@ -189,7 +189,8 @@ def _drive(
 @click.option("--json", "as_json", is_flag=True,
               help="print the backtest --json object(s) at the end (the summary goes to stderr)")
 @click.option("--journal", "journal_path", default=None, metavar="PATH",
-              help="journal file (overrides journal.path; an existing one is resumed)")
+              help="journal file (overrides journal.path; an existing one is resumed, "
+                   "if this config's run wrote it)")
 @friendly_errors
 def run(config_path: str, as_json: bool, journal_path: str | None) -> None:  # fmt: skip
     """Run the strategies of CONFIG.yaml live on the paper broker, through the Ray actors
@@ -274,7 +275,8 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
 
 @click.command()
 @click.option("--journal", "journal_path", default=None, metavar="PATH",
-              help="journal file (default: a fresh one in a temporary directory)")
+              help="journal file (default: a fresh one in a temporary directory; an existing "
+                   "one is resumed, if a demo with the same --start wrote it)")
 @click.option("--start", default="2004-01-01", show_default=True, help="first date to replay")
 @click.option("--serve/--no-serve", "serve_api", default=True, show_default=True,
               help="serve the control API (127.0.0.1, a fresh token) while the demo runs")
