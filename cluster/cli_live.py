@@ -131,7 +131,8 @@ def _replay(
 ) -> int:
     """Start (or attach), replay to the end (with the live table when ``live_view``), print
     the summary, hand the results to ``on_results``; the exit code (1 if a strategy ended
-    FAILED, 130 after Ctrl-C: ``_interrupted``, with ``command`` the way to resume).
+    FAILED, 130 after Ctrl-C and 143 after SIGTERM: ``_interrupted``, with ``command`` the
+    way to resume).
     ``api``, if given, is called with the topology once the actors are up and returns a
     cleanup."""
     from actors.runtime import start
