@@ -1,5 +1,6 @@
-"""Fault injection: kill the risk actor, a strategy host or the broker in the middle of a
-replay, by SIGKILL of its worker pid and by ``ray.kill(..., no_restart=False)``.
+"""Fault injection: kill the risk actor, a strategy host, the broker, the journal actor or
+the feed in the middle of a replay, by SIGKILL of its worker pid and by
+``ray.kill(..., no_restart=False)``.
 
 Afterwards, from the journal and the actors: no order reached the broker without an approval
 journaled before it, no client_order_id filled twice, no fill missing (the broker's fill
@@ -82,7 +83,7 @@ def _window(panel) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("how", ["sigkill", "ray_kill"])
-@pytest.mark.parametrize("target", ["risk", "strategy:flip", "broker"])
+@pytest.mark.parametrize("target", ["risk", "strategy:flip", "broker", "journal"])
 @pytest.mark.timeout(240)
 def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
     live, tmp_path, target, how
@@ -95,6 +96,42 @@ def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
     counts = assert_journal_invariants(topo.journal_path)
     assert counts["bar_done"] == status["bars"]
     assert EventKind.INTENT_DROPPED.value not in counts  # buffered, never dropped
+    check_ledgers(live, cfg, topo)
+    check_like_uninterrupted(cfg, topo)
+
+
+@pytest.mark.parametrize("how", ["sigkill", "ray_kill"])
+@pytest.mark.timeout(240)
+def test_a_killed_feed_is_run_again_by_the_driver_and_the_run_ends_as_if_uninterrupted(
+    live, tmp_path, how
+) -> None:
+    """The feed drives the bars from a thread of its own, so its death ends the replay:
+    the driver's ``Topology.run`` (here in a thread, as ``raytrader run`` calls it) asks the
+    restarted feed to run again, which resumes after the last ``bar_done``."""
+    import threading
+
+    from actors.runtime import start
+
+    cfg = config(STRATEGIES, FILES, tmp_path / "journal.sqlite", data=WINDOW)
+    topo = start(cfg)
+    ended: dict[str, dict] = {}
+    driver = threading.Thread(target=lambda: ended.setdefault("status", topo.run()))
+    driver.start()
+    wait_for_bar(topo, KILL_AT_BAR)
+    pid = live.get(topo.feed.pid.remote())
+    t0 = time.monotonic()
+    if how == "sigkill":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        live.kill(topo.feed, no_restart=False)
+    driver.join(180)
+    print(f"\nfeed killed by {how}: the run ended {time.monotonic() - t0:.2f} s later")
+    status = ended["status"]
+    assert status["state"] == "done", status
+    assert 0 < status["resumed_at"] < status["bars"]  # a new process, mid-run
+    assert live.get(topo.feed.pid.remote()) != pid
+    counts = assert_journal_invariants(topo.journal_path)
+    assert counts["bar_done"] == status["bars"]
     check_ledgers(live, cfg, topo)
     check_like_uninterrupted(cfg, topo)
 
