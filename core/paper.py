@@ -270,7 +270,9 @@ class PaperEngine:
         """Accept approved orders; ``fill=close`` accounts fill each batch now at this close.
 
         ``bar`` defaults to the last bar processed. ``fill=next_open`` orders wait for the next
-        bar's open. An id seen before is answered with its record and creates nothing new.
+        bar's open. An id seen before is answered with its record and creates nothing new. An
+        accepted order replaces its strategy's open orders on its symbol from earlier bars
+        (their remainder canceled, why ``replaced``).
         """
         bar = self._last_bar if bar is None else bar
         index = bar.index if bar is not None else 0
@@ -323,6 +325,13 @@ class PaperEngine:
                 account.ledger.record_rejection(intent.symbol, qty, index, refusal.value, ts)
             return None
         assert account is not None
+        # A newer decision replaces an older one: the remainder of the strategy's open orders
+        # on the symbol from earlier bars (left by max_volume_pct or fill_probability) is
+        # canceled, so the position goes to the newest target, not to the sum of every order
+        # sent (the host sizes target - position). Never met with the options off.
+        for old in [o for o in account.open.values()
+                    if o.symbol == intent.symbol and o.bar_index < index]:  # fmt: skip
+            account.cancel(old, "replaced", index, events)
         order = Order(reason=intent.reason, **fields)
         account.store(order)
         events.append(OrderAccepted(reason=intent.reason, **fields))

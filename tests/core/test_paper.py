@@ -227,6 +227,43 @@ def test_max_volume_pct_splits_an_order_into_partial_fills() -> None:
     assert led.avg_prices() == {"A": pytest.approx(11.2)} and led.cash == 100_000 - 11_200 - 5
 
 
+def test_a_new_order_replaces_the_remainder_of_an_older_one_on_its_symbol() -> None:
+    # 10% of 3,000 = 300 shares a bar. Buy 1,000 at bar 0: 300 @ 10 at bar 1's open. The
+    # target goes flat at bar 1: the host sells its position, -300. The buy's remainder (700)
+    # is canceled as "replaced" when the sell is accepted, so bar 2's open sells 300 @ 11 and
+    # nothing buys again: flat, cash 100,000 - 3,000 + 3,300 = 100,300. Kept working, the
+    # remainder would have bought 300 more at bar 3 (and every bar after) against a flat target.
+    p = make_panel(flat(10, 10, 11, 12, 13), volume=3000.0)
+    eng = engine(p, PaperOptions(max_volume_pct=10.0))
+    eng.on_bar(bar_slice(p, 0))
+    eng.submit([intent("A", 1000, "buy")])
+    assert [f.qty for f in eng.on_bar(bar_slice(p, 1)).fills] == [300]
+    sub = eng.submit([intent("A", -300, "sell")])
+    assert [(type(e).__name__, e.client_order_id) for e in sub.events] == [
+        ("OrderCanceled", "buy"), ("OrderAccepted", "sell"),
+    ]  # fmt: skip
+    assert (sub.events[0].why, sub.events[0].remaining_qty, sub.events[0].bar_index) == (
+        "replaced", 700, 1,
+    )  # fmt: skip
+    fills = [(f.client_order_id, f.qty, f.price) for t in (2, 3, 4)
+             for f in eng.on_bar(bar_slice(p, t)).fills]  # fmt: skip
+    assert fills == [("sell", -300, 11.0)]
+    led = eng.ledger("s1")
+    assert led.positions() == {} and led.cash == 100_300
+    assert eng.order("buy").status is OrderStatus.CANCELED and eng.order("buy").filled_qty == 300
+
+
+def test_orders_of_one_bar_on_a_symbol_do_not_replace_each_other() -> None:
+    # Replacement is by bar: two orders accepted on the same bar both stand (1,000 shares a
+    # bar of room: 100 + 50 fill at bar 1's open).
+    p = make_panel(flat(10, 10, 10), volume=10_000.0)
+    eng = engine(p, PaperOptions(max_volume_pct=10.0))
+    eng.on_bar(bar_slice(p, 0))
+    sub = eng.submit([intent("A", 100, "one"), intent("A", 50, "two")])
+    assert [type(e).__name__ for e in sub.events] == ["OrderAccepted", "OrderAccepted"]
+    assert [f.qty for f in eng.on_bar(bar_slice(p, 1)).fills] == [100, 50]
+
+
 def test_the_volume_cap_is_shared_by_accounts_trading_the_symbol() -> None:
     # 300 shares a bar between two accounts, the first opened served first: 200 + 100, then 100.
     p = make_panel(flat(10, 10, 10), volume=3000.0)
