@@ -220,3 +220,47 @@ def test_a_whole_topology_killed_mid_run_resumes_from_its_journal(live, tmp_path
     assert_journal_invariants(topo.journal_path)
     check_ledgers(live, cfg, topo)
     check_like_uninterrupted(cfg, topo)
+
+
+@pytest.mark.timeout(240)
+def test_a_broker_killed_amid_partial_fills_rebuilds_them_and_draws_the_same(
+    live, tmp_path
+) -> None:
+    """With the realism options on (a volume cap, a fill probability) orders stay open across
+    bars, partly filled or waiting, and newer ones replace them; a broker SIGKILLed mid-run
+    rebuilds them from the journal and draws the same fills. Reference: the same config run
+    to the end without a kill, here (the backtest has no partial fills to compare with)."""
+    from actors.runtime import start
+
+    realism = {"max_volume_pct": 0.5, "fill_probability": 0.8, "seed": 3}
+    flip = {**STRATEGIES[0], "sim": {**STRATEGIES[0]["sim"], "cash": 50_000_000}}
+    strategies = [flip, STRATEGIES[1]]
+    panel, _ = load_wide(FILES)
+    panel = panel.slice(*_window(panel))
+
+    def outcome(cfg, path) -> tuple[dict, list]:
+        with Journal(path, readonly=True) as journal:
+            results = {s.id: journal_result(journal, s, panel).to_dict() for s in cfg.strategies}
+            fills = [(f.fill_id, f.qty, f.price, f.bar_index) for f in journal.fills()]
+        return results, fills
+
+    ref_cfg = config(strategies, FILES, tmp_path / "ref.sqlite", data=WINDOW, broker=realism)
+    ref = start(ref_cfg)
+    try:
+        assert ref.run()["state"] == "done"
+    finally:
+        ref.stop()
+    with Journal(ref.journal_path, readonly=True) as journal:  # the options really bit
+        fills = journal.fills()
+        assert any(abs(f.qty) < abs(f.order_qty) for f in fills)
+        replaced = [e.event for e in journal.read([EventKind.ORDER_CANCELED])
+                    if e.event.why == "replaced"]  # type: ignore[attr-defined]  # fmt: skip
+        assert replaced
+    cfg, topo = start_run(tmp_path, strategies, broker=realism)
+    print(f"\nrestart broker by sigkill, partial fills: {kill(topo, 'broker', 'sigkill')}")
+    status = topo.run()
+    assert status["state"] == "done", status
+    assert_journal_invariants(ref.journal_path)
+    assert_journal_invariants(topo.journal_path)
+    check_ledgers(live, cfg, topo)
+    assert outcome(cfg, topo.journal_path) == outcome(ref_cfg, ref.journal_path)
