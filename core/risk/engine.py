@@ -298,7 +298,9 @@ class RiskEngine:
 
         Reducing intents are decided first (as the broker fills sells first), then the rest,
         each group in input order; each approval counts against the next intents' exposure,
-        open orders and rate. An order id decided before gets its recorded verdict back.
+        open orders and rate. An intent is decided without its strategy's open orders on its
+        symbol from earlier bars (those in ``view``): the broker replaces them when it accepts
+        it. An order id decided before gets its recorded verdict back.
         A malformed intent raises pydantic's ValidationError naming the field.
 
         Args:
@@ -321,6 +323,7 @@ class RiskEngine:
                 i,
             ),
         )  # fmt: skip
+        earlier = {o.client_order_id for orders in base.open_orders.values() for o in orders}
         out: dict[int, RiskVerdict] = {}
         for i in order:
             intent = parsed[i]
@@ -328,8 +331,17 @@ class RiskEngine:
             if recorded is not None:
                 out[i] = recorded
                 continue
+            # the broker cancels the strategy's open orders on the symbol from earlier bars
+            # when it accepts this one (core.paper: "replaced"): decide without them
+            mine = work.open_orders.get(intent.strategy_id, [])
+            replaced = [o for o in mine
+                        if o.symbol == intent.symbol and o.client_order_id in earlier]  # fmt: skip
+            if replaced:
+                work.open_orders[intent.strategy_id] = [o for o in mine if o not in replaced]
             verdict = self._decide(intent, work, now)
             self.apply(verdict)
+            if verdict.decision is Decision.REJECTED and replaced:  # never sent: they stand
+                work.open_orders[intent.strategy_id] += replaced
             if verdict.decision is not Decision.REJECTED:
                 order_ = OpenOrder(intent.client_order_id, intent.symbol, verdict.approved_qty)
                 work.add_order(intent.strategy_id, order_, now)

@@ -254,6 +254,25 @@ def test_a_duplicate_order_id_within_a_batch_gets_one_decision() -> None:
     assert a == b and a.decision is Decision.APPROVED
 
 
+def test_an_intent_is_decided_without_the_open_orders_it_replaces() -> None:
+    # s1 holds 300 AAPL at 100 (equity 100,000) and a buy's remainder of 700 is open from an
+    # earlier bar (a volume cap). The broker cancels that remainder when it accepts a new AAPL
+    # order (core.paper, "replaced"), so a buy of 100 more is decided on 300 + 100 = 400
+    # shares = 40,000 <= 50% of equity, not on 1,100, and the one open order does not count
+    # against max_open_orders 1.
+    limits = RiskLimits(max_position_pct=50, max_open_orders=1)
+    v = held(AAPL=300.0)
+    v.open_orders = {"s1": [OpenOrder("rest", "AAPL", 700.0)]}
+    verdict = RiskEngine(limits).check([intent(100)], v, T0)[0]
+    assert (verdict.decision, verdict.approved_qty) == (Decision.APPROVED, 100)
+    # An intent risk rejects is never sent, so what it would have replaced stays open: the
+    # restricted AAPL order leaves the remainder counted, and MSFT then meets max_open_orders.
+    engine = RiskEngine(limits.model_copy(update={"restricted_symbols": ("AAPL",)}))
+    aapl, msft = engine.check([intent(100), intent(10, symbol="MSFT")], v, T0)
+    assert aapl.decision is Decision.REJECTED and RiskReason.RESTRICTED_SYMBOL in aapl.reasons
+    assert (msft.decision, msft.reasons) == (Decision.REJECTED, (RiskReason.MAX_OPEN_ORDERS,))
+
+
 def test_a_verdict_carries_the_clock_and_the_bar() -> None:
     v = RiskEngine().check([intent(10, bar=42)], held(), T0 + timedelta(seconds=5))[0]
     assert (v.decided_at, v.bar_index, v.requested_qty) == (T0 + timedelta(seconds=5), 42, 10)

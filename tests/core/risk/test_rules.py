@@ -97,12 +97,14 @@ def test_state_halted_rejects_even_reductions_but_lets_a_flatten_close() -> None
 
 
 def test_state_counts_open_orders_in_the_exposure() -> None:
-    # holding 100 with an open sell of 100: exposure 0, so a further sell would open a short
+    # holding 100, a sell of 100 approved earlier in the batch: exposure 0, so a further sell
+    # would open a short. (An open order from an earlier bar on the symbol does not count: a
+    # new order replaces it, tests/core/risk/test_engine.py.)
     engine = RiskEngine()
     engine.kill("symbol:AAPL", KillMode.REDUCE, by="op")
-    v = held(AAPL=100)
-    v.open_orders = {"s1": [OpenOrder("o1", "AAPL", -100.0)]}
-    expect(engine.check([intent(-10)], v, T0)[0], Decision.REJECTED, 0, RiskReason.REDUCING_ONLY)
+    first, second = engine.check([intent(-100), intent(-10)], held(AAPL=100), T0)
+    expect(first, Decision.APPROVED, -100)
+    expect(second, Decision.REJECTED, 0, RiskReason.REDUCING_ONLY)
 
 
 # ------------------------------------------------------------------ restricted symbols
@@ -196,10 +198,16 @@ def test_position_approve_cut_reject() -> None:
 
 def test_position_counts_open_orders_and_needs_positive_equity() -> None:
     limits = RiskLimits(max_position_pct=10)
+    # a buy of 30 approved earlier in the batch: exposure 60 + 30 = 90; a buy of 30 more
+    # would reach 120: cut to 100 - 90 = 10
+    first, second = RiskEngine(limits).check([intent(30), intent(30)], held(AAPL=60), T0)
+    expect(first, Decision.APPROVED, 30)
+    expect(second, Decision.MODIFIED, 10, RiskReason.MAX_POSITION)
+    # the rule itself counts every open order it is shown
     v = held(AAPL=60)
     v.open_orders = {"s1": [OpenOrder("o1", "AAPL", 30.0)]}
-    # exposure 60 + 30 = 90; a buy of 30 would reach 120: cut to 100 - 90 = 10
-    expect(decide(limits, intent(30), v), Decision.MODIFIED, 10, RiskReason.MAX_POSITION)
+    cut = check_position(intent(30), v, limits, T0)
+    assert isinstance(cut, Cut) and (cut.qty, cut.reason) == (10, RiskReason.MAX_POSITION)
     broke = view(equity={"s1": 0.0})
     expect(decide(limits, intent(1), broke), Decision.REJECTED, 0, RiskReason.MAX_POSITION)
 
