@@ -356,6 +356,7 @@ class Risk(ActorShell):
         bar, intents = unpack(bar), _intents(intents)
         with self._locked():
             self._ensure_marked(bar)
+            self._cancel_restricted()
             verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])
             if self._kills_waiting:
                 next_bar = None
@@ -371,6 +372,24 @@ class Risk(ActorShell):
             "fill_counts": out["fill_counts"], "state": self._global_state(),
             "after": self._after,
         })  # fmt: skip
+
+    def _cancel_restricted(self) -> None:
+        """Cancel the open orders that add exposure in a scope not ACTIVE (under the lock,
+        before a bar's orders go). A kill cancels them itself; a breaker trips in the marks,
+        and what a volume cap or a fill probability left of an order would otherwise go on
+        filling after the halt. Idempotent, so it also covers a trip journaled by a process
+        that died before this: every gate looks again."""
+        if not self._book.has_open_orders():
+            return
+        restricted = self._engine.states.restricted()
+        if not restricted:
+            return
+        view, engine = self._book.view(), self._engine
+        ids = sorted({i for scope in restricted
+                      for i in engine.orders_to_cancel(scope, view, flatten=False)})  # fmt: skip
+        if ids:
+            self._after = None  # the broker's quiet accounts changed
+            self._book.apply_all(self._broker("cancel", ids, None, False, "restricted"))
 
     # ------------------------------------------------------------------ the gate
     @ray.method(max_task_retries=0)

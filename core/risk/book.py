@@ -105,6 +105,10 @@ class RiskBook:
         for ledger in self._ledgers.values():
             ledger.set_last_closes(fresh)
 
+    def has_open_orders(self) -> bool:
+        """Whether any strategy has an open order (cheap: the bar path asks every bar)."""
+        return any(self._open.values())
+
     def open_orders(self, strategy_id: str | None = None) -> list[tuple[str, OpenOrder]]:
         """``(strategy_id, order)`` of every open order, of one strategy or all."""
         sids = self._open if strategy_id is None else [strategy_id]
