@@ -182,7 +182,7 @@ def test_demo_replays_three_strategies_and_ends_with_a_summary(live, tmp_path) -
 @pytest.mark.parametrize(("signame", "code", "what"), [
     ("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)"),
 ])  # fmt: skip
-def test_ctrl_c_says_how_far_the_run_got_and_the_same_command_resumes_it(
+def test_ctrl_c_or_sigterm_says_how_far_the_run_got_and_the_same_command_resumes_it(
     live, tmp_path, signame, code, what
 ):
     """SIGINT (Ctrl-C) or SIGTERM (a service manager's stop; Ray's own handler dumped a stack
