@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 BrokerEvent = OrderAccepted | OrderFilled | OrderRejected | OrderCanceled
+_STOP_REASONS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)  # exits the volume cap ignores
 
 
 class BarOrderError(RaytraderError, ValueError):
@@ -396,9 +397,15 @@ class PaperEngine:
             sid: SubAccount(sid, a.symbols, a.config) for sid, a in self._accounts.items()
         }
         self._orphans = {}
+        used_bar, used = -1, {}  # the newest bar's volume taken by orders (the volume cap's)
         for event in events:
             if not isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
                 raise TypeError(f"rebuild takes broker order events, got {type(event).__name__}")
+            if isinstance(event, OrderFilled) and event.reason not in _STOP_REASONS:
+                if event.bar_index > used_bar:
+                    used_bar, used = event.bar_index, {}
+                if event.bar_index == used_bar:
+                    used[event.symbol] = used.get(event.symbol, 0.0) + abs(event.qty)
             account = self._accounts.get(event.strategy_id)
             if account is None:
                 if isinstance(event, OrderRejected):
@@ -412,7 +419,11 @@ class PaperEngine:
         self._last_bar = self._last_index = self._last_report = self._ctx = None
         if history is not None and history.n_bars > 0:
             self._restore_marks(history)
-
+            if self._ctx is not None and self._ctx.index == used_bar:
+                # what orders took of this bar's volume before the restart: the close's
+                # fills (fill=close, a step not journaled yet) get only the rest, as they
+                # would have without it
+                self._ctx.used = used
     def _restore_marks(self, history: WidePanel) -> None:
         """Last closes, last bar and this bar's stop flags from the feed's history."""
         last = history.n_bars - 1

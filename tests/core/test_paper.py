@@ -430,6 +430,48 @@ def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_r
         assert a.rejected_orders() == b.rejected_orders()
 
 
+@pytest.mark.parametrize("cut", [5, 16, 17, 30])
+def test_rebuild_between_a_bars_open_and_its_orders_continues_like_an_uninterrupted_run(
+    cut,
+) -> None:
+    # The broker restarted after journaling bar `cut`'s open (on_bar) and before that bar's
+    # orders (the step), as a SIGKILL can land: the volume the open's fills took is journaled
+    # only as fills, and the close's fills must get only the rest of the cap (found by
+    # tests/actors/test_faults.py: a rebuilt broker filled a close sell of 446,638 where the
+    # uninterrupted one filled 221,144). Independent check as above: two engines, same bars
+    # and orders.
+    options = PaperOptions(max_volume_pct=5.0, fill_probability=0.7, seed=3)
+    p, orders = _scenario(11)
+    live = _engine_for_rebuild(p, options)
+    journal: list = []
+    tails: dict[str, list] = {"live": [], "rebuilt": []}
+    restarted: PaperEngine | None = None
+    for t in range(p.n_bars):
+        bar = bar_slice(p, t)
+        opened = list(live.on_bar(bar).events)
+        if t <= cut:
+            journal += opened
+        else:
+            assert restarted is not None
+            tails["live"] += opened
+            tails["rebuilt"] += list(restarted.on_bar(bar).events)
+        if t == cut:
+            restarted = _engine_for_rebuild(p, options)
+            restarted.rebuild(
+                [e for e in journal if isinstance(
+                    e, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled)],
+                history=p.slice(0, cut + 1),
+            )  # fmt: skip
+        submitted = list(live.submit(orders[t]).events)
+        if t < cut:
+            journal += submitted
+        else:
+            assert restarted is not None
+            tails["live"] += submitted
+            tails["rebuilt"] += list(restarted.submit(orders[t]).events)
+    assert tails["live"] and _strip(tails["rebuilt"]) == _strip(tails["live"])
+
+
 def test_rebuild_refuses_other_event_kinds() -> None:
     eng = engine(make_panel(flat(10)))
     with pytest.raises(TypeError, match="OrderIntent"):
