@@ -391,6 +391,14 @@ def _engine_for_rebuild(p: WidePanel, options: PaperOptions) -> PaperEngine:
     return eng
 
 
+def _rebuilt(p: WidePanel, options: PaperOptions, journal: list, cut: int) -> PaperEngine:
+    """A new engine rebuilt from ``journal``'s broker events and the bars through ``cut``."""
+    eng = _engine_for_rebuild(p, options)
+    kinds = OrderAccepted | OrderFilled | OrderRejected | OrderCanceled
+    eng.rebuild([e for e in journal if isinstance(e, kinds)], history=p.slice(0, cut + 1))
+    return eng
+
+
 def _strip(events) -> list[dict]:
     return [e.model_dump(exclude={"accepted_at"}) for e in events]
 
@@ -416,12 +424,7 @@ def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_r
             if t > cut:
                 tails[name] += events
         if t == cut:
-            restarted = _engine_for_rebuild(p, options)
-            restarted.rebuild(
-                [e for e in journal if isinstance(
-                    e, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled)],
-                history=p.slice(0, cut + 1),
-            )  # fmt: skip
+            restarted = _rebuilt(p, options, journal, cut)
             assert restarted.open_orders() == live.open_orders()
     assert tails["live"] and _strip(tails["rebuilt"]) == _strip(tails["live"])
     for sid in ("s1", "s2"):
@@ -456,12 +459,7 @@ def test_rebuild_between_a_bars_open_and_its_orders_continues_like_an_uninterrup
             tails["live"] += opened
             tails["rebuilt"] += list(restarted.on_bar(bar).events)
         if t == cut:
-            restarted = _engine_for_rebuild(p, options)
-            restarted.rebuild(
-                [e for e in journal if isinstance(
-                    e, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled)],
-                history=p.slice(0, cut + 1),
-            )  # fmt: skip
+            restarted = _rebuilt(p, options, journal, cut)
         submitted = list(live.submit(orders[t]).events)
         if t < cut:
             journal += submitted
