@@ -397,7 +397,8 @@ class PaperEngine:
             sid: SubAccount(sid, a.symbols, a.config) for sid, a in self._accounts.items()
         }
         self._orphans = {}
-        used_bar, used = -1, {}  # the newest bar's volume taken by orders (the volume cap's)
+        used_bar = -1  # the newest bar with fills of orders, and the volume they took there
+        used: dict[str, float] = {}
         for event in events:
             if not isinstance(event, OrderAccepted | OrderFilled | OrderRejected | OrderCanceled):
                 raise TypeError(f"rebuild takes broker order events, got {type(event).__name__}")
@@ -424,6 +425,7 @@ class PaperEngine:
                 # fills (fill=close, a step not journaled yet) get only the rest, as they
                 # would have without it
                 self._ctx.used = used
+
     def _restore_marks(self, history: WidePanel) -> None:
         """Last closes, last bar and this bar's stop flags from the feed's history."""
         last = history.n_bars - 1
