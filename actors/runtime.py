@@ -312,15 +312,12 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
         _check(topo.handles, fp)
         ray.get([h.ready.remote() for h in topo.handles.values()])
-    except ray.exceptions.RayTaskError as exc:
+    except BaseException as exc:
         if lock is not None:
             lock.release()
-        if not isinstance(exc.cause, RaytraderError):
-            raise
-        topo.stop()  # an actor's constructor failed on bad input: say what, not where
-        raise exc.cause from None
-    except BaseException:
-        if lock is not None:
-            lock.release()
+        cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else None
+        if isinstance(cause, RaytraderError):
+            topo.stop()  # an actor's constructor failed on bad input: say what, not where
+            raise cause from None
         raise
     return topo
