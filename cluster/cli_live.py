@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 
 from cluster.options import friendly_errors
-from cluster.signals import Terminated, sigterm_as_interrupt
+from cluster.signals import sigterm_as_interrupt
 from core.run_config import RunConfig, load_run_config, parse_run_config
 from core.sim import BacktestResult
 
@@ -175,10 +175,10 @@ def _drive(
                           highlight=False)  # fmt: skip
             return 1
         return 0 if status["state"] == "done" else 1
-    except KeyboardInterrupt as stop:
+    except KeyboardInterrupt:
         if live_view:
             console.print()  # the live table's last line is open
-        return _interrupted(console, topo, command, bool(sigterm) or isinstance(stop, Terminated))
+        return _interrupted(console, topo, command, terminated=bool(sigterm))
     finally:
         if cleanup is not None:
             cleanup()
