@@ -41,6 +41,8 @@ def _order_dict(r: OrderRow) -> dict[str, Any]:
         "reasons": [x.value for x in r.reasons], "approved_qty": r.approved_qty,
         "status": r.status.value if r.status else None, "filled_qty": r.filled_qty,
         "avg_price": r.avg_price, "commission": r.commission,
+        "reason": r.reason.value if r.reason else None, "order_qty": r.order_qty,
+        "detail": r.detail,
     }  # fmt: skip
 
 

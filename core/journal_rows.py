@@ -20,6 +20,7 @@ from core.events import (
     BreakerTripped,
     Decision,
     EventKind,
+    FillReason,
     IntentDropped,
     KillSwitchEngaged,
     KillSwitchReleased,
@@ -69,7 +70,10 @@ class OrderRow:
     """One order's story folded from its events: the risk decision and the latest status.
 
     ``status`` is None while the broker has not seen the order (rejected by risk, or not yet
-    forwarded); ``avg_price`` is None before the first fill.
+    forwarded); ``avg_price`` is None before the first fill. ``reason`` says what sent it (the
+    strategy, a stop exit, a kill's flatten; None before the broker has it), ``order_qty`` is
+    the quantity the broker holds (a stop exit has no verdict: only this), and ``detail`` why
+    it ended where it did (the broker's rejection or cancellation, or risk's verdict).
     """
 
     client_order_id: str
@@ -85,6 +89,9 @@ class OrderRow:
     avg_price: float | None
     commission: float
     last_seq: int
+    reason: FillReason | None = None
+    order_qty: float | None = None
+    detail: str = ""
 
 
 def kind_of(event: BaseModel) -> EventKind:
@@ -165,6 +172,8 @@ class _OrderFold:
         self.verdict: RiskVerdict | None = None
         self.status: OrderStatus | None = None
         self.order_qty: float | None = None
+        self.reason: FillReason | None = None
+        self.detail = ""
         self.filled = self.notional = self.commission = 0.0
         self.last_seq = 0
 
@@ -173,15 +182,20 @@ class _OrderFold:
         self.last_seq = seq
         match event:
             case RiskVerdict():
-                self.verdict, self.bar_index = event, event.bar_index
+                self.verdict, self.bar_index, self.detail = event, event.bar_index, event.detail
             case OrderAccepted():
-                self.status, self.order_qty = OrderStatus.NEW, event.qty
+                self.status, self.order_qty, self.reason = OrderStatus.NEW, event.qty, event.reason
                 self.bar_index = event.bar_index if self.bar_index is None else self.bar_index
             case OrderRejected():
                 self.status = OrderStatus.REJECTED
+                self.detail = ": ".join(x for x in (event.reason.value, event.detail) if x)
             case OrderCanceled():
-                self.status = OrderStatus.CANCELED
+                self.status, self.detail = OrderStatus.CANCELED, event.why
             case OrderFilled():
+                # a stop exit's first row is its fill: no verdict, no acceptance
+                self.reason = self.reason or event.reason
+                self.order_qty = event.order_qty if self.order_qty is None else self.order_qty
+                self.bar_index = event.bar_index if self.bar_index is None else self.bar_index
                 self.filled += event.qty
                 self.notional += event.qty * event.price
                 self.commission += event.commission
@@ -198,7 +212,8 @@ class _OrderFold:
             reasons=v.reasons if v else (), approved_qty=v.approved_qty if v else None,
             status=self.status, filled_qty=self.filled,
             avg_price=self.notional / self.filled if self.filled else None,
-            commission=self.commission, last_seq=self.last_seq,
+            commission=self.commission, last_seq=self.last_seq, reason=self.reason,
+            order_qty=self.order_qty, detail=self.detail,
         )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from cluster.api.schemas import (
     StrategyDetail,
     StrategySummary,
 )
-from core.events import Decision, OrderStatus, RiskReason, TradingState
+from core.events import Decision, FillReason, OrderStatus, RiskReason, TradingState
 from core.metric_names import TRADING_STATE_VALUE
 
 __all__ = [
@@ -142,10 +142,12 @@ def _order(row: Mapping[str, Any]) -> OrderView:
         status = OrderStatus.REJECTED if decision is Decision.REJECTED else OrderStatus.NEW
     return OrderView(
         client_order_id=row["client_order_id"], strategy=row["strategy"], symbol=row["symbol"],
-        qty=float(row.get("approved_qty") or row.get("requested_qty") or 0.0),
+        qty=float(row.get("approved_qty") or row.get("requested_qty") or row.get("order_qty")
+                  or 0.0),
         filled_qty=float(row.get("filled_qty") or 0.0), status=OrderStatus(status),
-        decision=decision, risk_reasons=[RiskReason(r) for r in row.get("reasons", [])],
-        bar_index=int(row.get("bar_index") or 0),
+        reason=FillReason(row.get("reason") or FillReason.SIGNAL), decision=decision,
+        risk_reasons=[RiskReason(r) for r in row.get("reasons", [])],
+        bar_index=int(row.get("bar_index") or 0), detail=row.get("detail") or "",
     )  # fmt: skip
 
 

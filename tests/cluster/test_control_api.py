@@ -9,8 +9,10 @@ replay, the secrets test greps everything at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,50 @@ def test_metrics_after_the_replay_match_the_journal(system, ops) -> None:
     assert total("raytrader_risk_decisions", ) == counts["risk_decision"]
     assert total("raytrader_orders", status="new") == counts["order_accepted"]
     assert total("raytrader_fills") == counts["order_filled"]
+
+
+def test_orders_over_http_say_what_the_journal_says_of_each(system, ops) -> None:
+    """After the replay: ``GET /orders`` against the journal's rows read with plain SQL (an
+    independent fold): each order's quantity, what sent it (the kill's flatten included),
+    fills and why it was canceled or rejected."""
+    views = ops.get("/orders", params={"strategy": "flip", "limit": 1000}).json()["orders"]
+    con = sqlite3.connect(f"file:{system.topo.journal_path}?mode=ro", uri=True)
+    with contextlib.closing(con):
+        sql = ("SELECT client_order_id, kind, json_extract(payload, '$.qty'),"
+               " json_extract(payload, '$.reason'), json_extract(payload, '$.why'),"
+               " json_extract(payload, '$.requested_qty'), json_extract(payload, '$.detail')"
+               " FROM events WHERE strategy = 'flip' AND kind IN ('risk_decision',"
+               " 'order_accepted', 'order_filled', 'order_canceled', 'order_rejected')"
+               " ORDER BY seq")  # fmt: skip
+        rows = con.execute(sql).fetchall()
+    want: dict[str, dict[str, Any]] = {}
+    for coid, kind, qty, reason, why, requested, detail in rows:
+        order = want.setdefault(coid, {"filled_qty": 0.0, "detail": ""})
+        if kind == "risk_decision":  # refused by risk: what was asked, and why
+            order.update(qty=requested, reason="signal", detail=detail)
+        elif kind == "order_accepted":
+            order.update(qty=qty, reason=reason)
+        elif kind == "order_filled":
+            order["filled_qty"] += qty
+        elif kind == "order_canceled":
+            order["detail"] = why
+        else:
+            order["detail"] = reason
+    assert len(views) == len(want) > 100
+    keys = ("qty", "reason", "filled_qty", "detail")
+    for view in views:
+        assert {k: view[k] for k in keys} == pytest.approx(want[view["client_order_id"]])
+    refused = [v for v in views if v["decision"] == "rejected"]
+    assert refused and all(v["risk_reasons"] and v["detail"] for v in refused)  # in the halt
+    # A kill's flatten once the replay has ended: its orders wait, told apart by their reason.
+    held = {p["symbol"]: p["qty"] for p in ops.get("/positions").json()["positions"]
+            if p["strategy"] == "hold"}  # fmt: skip
+    killed = ops.post("/risk/kill", json={"scope": "strategy:hold", "flatten": True}).json()
+    hold = ops.get("/orders", params={"strategy": "hold", "open_only": True}).json()["orders"]
+    assert sorted(v["client_order_id"] for v in hold) == sorted(killed["flatten_orders"])
+    assert {v["symbol"]: (v["qty"], v["reason"], v["status"]) for v in hold} == {
+        sym: (-qty, "flatten", "new") for sym, qty in held.items()}  # fmt: skip
+    assert len(held) == 2
 
 
 def _ray_log_text() -> str:

@@ -85,11 +85,12 @@ def verdict(
 
 
 def order_fill(
-    coid: str, n: int, qty: float, order_qty: float, price: float = 100.0
+    coid: str, n: int, qty: float, order_qty: float, price: float = 100.0,
+    reason: FillReason = FillReason.SIGNAL, bar: int = 1,
 ) -> OrderFilled:
     return OrderFilled(
         fill_id=f"{coid}:{n}", client_order_id=coid, strategy_id="s1", symbol="AAPL", qty=qty,
-        price=price, commission=1.0, reason=FillReason.SIGNAL, bar_index=1, bar_ts=T0,
+        price=price, commission=1.0, reason=reason, bar_index=bar, bar_ts=T0,
         order_qty=order_qty,
     )  # fmt: skip
 
@@ -461,6 +462,46 @@ def test_orders_fold_decision_and_latest_status(journal: Journal) -> None:
     assert rows["risk"].status is None and rows["risk"].decision is Decision.REJECTED
     assert rows["risk"].reasons == rej_reasons and rows["risk"].approved_qty == 0
     assert journal.orders(strategy="other") == []
+
+
+def test_orders_fold_says_what_sent_each_order_and_why_it_ended(journal: Journal) -> None:
+    """The reason, quantity, bar and detail of each kind of order, from its rows alone: a stop
+    exit has only its fill (no verdict, no acceptance), a flatten its acceptance's reason."""
+    accepted = [OrderAccepted(client_order_id=c, strategy_id="s1", symbol="AAPL", qty=q,
+                              reason=r, bar_index=2)
+                for c, q, r in (("flat", -30, FillReason.FLATTEN), ("old", 10, FillReason.SIGNAL),
+                                ("poor", 10, FillReason.SIGNAL))]  # fmt: skip
+    cut = RiskVerdict(client_order_id="cut", strategy_id="s1", symbol="AAPL",
+                      decision=Decision.REJECTED, requested_qty=10, approved_qty=0,
+                      reasons=(RiskReason.PRICE_COLLAR,), detail="price 20% off", bar_index=2)
+    journal.append_many(
+        [
+            order_fill("stop-1", 1, -25, -25, reason=FillReason.STOP_LOSS, bar=7),
+            verdict("flat", qty=-30, bar=2), verdict("old", bar=2), verdict("poor", bar=2), cut,
+            *accepted,
+            order_fill("flat", 1, -12, -30, reason=FillReason.FLATTEN, bar=3),
+            order_fill("old", 1, 4, 10, bar=3),
+            OrderCanceled(client_order_id="old", strategy_id="s1", symbol="AAPL",
+                          remaining_qty=6, why="replaced", bar_index=4),
+            OrderRejected(client_order_id="poor", strategy_id="s1", symbol="AAPL", qty=10,
+                          reason=BrokerRejectReason.INSUFFICIENT_CASH, detail="needs 1,000",
+                          bar_index=3),
+        ],
+        source="test",
+    )  # fmt: skip
+    rows = {r.client_order_id: r for r in journal.orders()}
+    stop = rows["stop-1"]
+    assert (stop.reason, stop.order_qty, stop.bar_index, stop.decision) == (
+        FillReason.STOP_LOSS, -25, 7, None)  # fmt: skip
+    assert stop.status is OrderStatus.FILLED
+    flat = rows["flat"]
+    assert (flat.reason, flat.order_qty, flat.status) == (
+        FillReason.FLATTEN, -30, OrderStatus.PARTIALLY_FILLED)  # fmt: skip
+    assert (rows["old"].status, rows["old"].detail) == (OrderStatus.CANCELED, "replaced")
+    assert rows["poor"].detail == "insufficient_cash: needs 1,000"
+    assert rows["poor"].reason is FillReason.SIGNAL
+    assert (rows["cut"].detail, rows["cut"].reason, rows["cut"].status) == (
+        "price 20% off", None, None)  # fmt: skip
 
 
 def test_counts_by_kind_and_by_decision_and_reason(journal: Journal) -> None:
