@@ -129,11 +129,19 @@ def _table(title: str, rows: list[Mapping[str, Any]], columns: list[str]) -> Tab
     for col in columns:
         table.add_column(col, justify="right" if col in _NUMERIC else "left")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(_cell(c, row.get(c)) for c in columns))
     return table
 
 
+def _cell(column: str, value: Any) -> str:
+    """A table cell: fractions (``drawdown``) as percentages, the rest as ``_fmt``."""
+    if column in _FRACTIONS and isinstance(value, int | float):
+        return f"{value * 100:.2f}%"
+    return _fmt(value)
+
+
 _NUMERIC = {"equity", "realized_pnl", "cash", "realized", "unrealized", "qty", "drawdown"}
+_FRACTIONS = {"drawdown"}  # the API's fractions of the peak equity
 
 
 # ------------------------------------------------------------------ status, kill, resume
@@ -158,8 +166,12 @@ def status(url: str | None, token: str | None, as_json: bool) -> None:
     console.print(_table("strategies", found["strategies"]["strategies"],
                          ["id", "strategy", "state", "symbols", "equity", "realized_pnl"]))
     risk = found["risk"]
-    console.print(_table(f"risk: global {risk['global_state']}, last bar {_fmt(risk['last_bar'])}",
-                         risk["scopes"], ["scope", "state", "reason", "by", "kill_mode"]))
+    title = f"risk: global {risk['global_state']}, last bar {_fmt(risk['last_bar'])}"
+    if risk["scopes"]:
+        console.print(_table(title, risk["scopes"], ["scope", "state", "reason", "by",
+                                                     "kill_mode"]))  # fmt: skip
+    else:
+        console.print(f"{title}; no scope halted or reducing")
     pnl = found["pnl"]
     console.print(_table("P&L", [pnl["total"], *pnl["strategies"]],
                          ["scope", "equity", "cash", "realized", "unrealized", "drawdown"]))

@@ -134,6 +134,7 @@ def test_cli_client_prints_tables_and_exits_2_with_field_and_reason_on_4xx(syste
     bad_limit = runner.invoke(main, ["limits", "set", "max_position_pct=-5"], env=env)
     no_token = runner.invoke(main, ["status", "--token", "x" * 43], env=env)
     assert status.exit_code == 0 and "flip" in status.output and "ready: yes" in status.output
+    assert "no scope halted or reducing" in status.output  # before any kill
     assert limits.exit_code == 0 and "max_position_pct" in limits.output
     assert bad_kill.exit_code == 2 and "scope: unknown strategy 'nope'" in bad_kill.output
     assert bad_limit.exit_code == 2 and "max_position_pct: Input should be greater than 0" in (
@@ -293,6 +294,16 @@ def test_orders_over_http_say_what_the_journal_says_of_each(system, ops) -> None
         assert {k: view[k] for k in keys} == pytest.approx(want[view["client_order_id"]])
     refused = [v for v in views if v["decision"] == "rejected"]
     assert refused and all(v["risk_reasons"] and v["detail"] for v in refused)  # in the halt
+    # `raytrader status` shows each drawdown (a fraction in the API) as a percentage
+    from click.testing import CliRunner
+
+    from cluster.cli import main
+
+    env = {"RAYTRADER_API_URL": system.url, "RAYTRADER_API_TOKEN": system.tokens["ops"]}
+    printed = CliRunner().invoke(main, ["status"], env=env).output
+    pnl = ops.get("/pnl").json()
+    for scope in [pnl["total"], *pnl["strategies"]]:
+        assert f"{scope['drawdown'] * 100:.2f}%" in printed
     # A kill's flatten once the replay has ended: its orders wait, told apart by their reason.
     held = {p["symbol"]: p["qty"] for p in ops.get("/positions").json()["positions"]
             if p["strategy"] == "hold"}  # fmt: skip
