@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, ParamSpec, Type
 
 from core.errors import RaytraderError
 from core.journal import Journal
+from core.journal_lock import WriterLock
 
 if TYPE_CHECKING:
     from actors.event_metrics import EventMetrics
@@ -77,8 +78,29 @@ def host_name(strategy_id: str) -> str:
 
 def open_journal(path: str, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> Journal:
     """A hot writer's connection: no automatic checkpoints on its commits (the ``journal``
-    actor checkpoints in the background), so no commit pays for a WAL checkpoint."""
-    return Journal(path, synchronous=synchronous, wal_autocheckpoint=0)
+    actor checkpoints in the background), so no commit pays for a WAL checkpoint. The
+    process counts as the journal's writer while it lives (``WriterLock``)."""
+    return WriterJournal(path, synchronous=synchronous, wal_autocheckpoint=0)
+
+
+class WriterJournal(Journal):
+    """A ``Journal`` whose process holds ``core.journal_lock.WriterLock`` until it is closed
+    or ends: a new run of this journal starts no actor while an earlier run's are alive."""
+
+    def __init__(self, path: str, **options: Any) -> None:
+        self._writer = WriterLock(path)
+        try:
+            super().__init__(path, **options)
+        except BaseException:
+            self._writer.release()
+            raise
+
+    def close(self) -> None:
+        """Close the connection, then stop counting as a writer."""
+        try:
+            super().close()
+        finally:
+            self._writer.release()
 
 
 def all_strategies(config: RunConfig, journal: Journal) -> list[StrategyConfig]:

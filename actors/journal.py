@@ -20,9 +20,9 @@ import threading
 from typing import Any
 
 from actors.background import HELPER_NICE
-from actors.common import ActorShell
+from actors.common import ActorShell, WriterJournal
 from core.events import EventKind
-from core.journal import Journal, OrderRow
+from core.journal import OrderRow
 
 __all__ = ["CHECKPOINT_EVERY_S", "CHECKPOINT_GAP_S", "JournalReader"]
 
@@ -63,7 +63,7 @@ class JournalReader(ActorShell):
     ) -> None:
         self._fingerprint = fingerprint
         self._path = journal_path
-        self._journal = Journal(journal_path)  # checkpoints write the database file
+        self._journal = WriterJournal(journal_path)  # checkpoints write the database file
         self._init_telemetry("journal", self._journal)  # restarts (it appends nothing)
         self._checkpoints = 0
         self._asked = 0  # of them, between bars at the feed's word

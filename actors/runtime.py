@@ -15,8 +15,10 @@ rebuilt from the journal.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -30,7 +32,7 @@ from actors.retry import ActorDownError, actor_errors
 from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
-from core.journal_lock import RunLock
+from core.journal_lock import RunLock, wait_for_writers
 from core.run_config import ABSENT, RunConfig, RunConfigError, identity_changes
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "live_actor_names",
     "start",
 ]
+
+log = logging.getLogger("raytrader.runtime")
 
 
 class RuntimeConflictError(RaytraderError):
@@ -261,6 +265,14 @@ def _short(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _waiting_for_writers(path: str, pids: list[int]) -> None:
+    log.warning(
+        "journal %s: waiting for the actors of an earlier run of it to exit (pids %s; a "
+        "driver killed outright leaves them replaying for a few seconds)",
+        path, ", ".join(map(str, pids)) or "unknown",
+    )  # fmt: skip
+
+
 def start(config: RunConfig, journal_path: str | None = None) -> Topology:
     """Create (or attach to) the run's actors and wait until every one has rebuilt.
 
@@ -295,6 +307,9 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
     # driver shares live actors, which the creator's lock covers)
     lock = RunLock(path) if FEED not in live_actor_names() else None
     try:
+        if lock is not None:  # an earlier run's actors may outlive its killed driver a while
+            wait_for_writers(path, config.runtime.restart_wait_s, on_wait=functools.partial(
+                _waiting_for_writers, path))  # fmt: skip
         _claim(config, path)
         fp = fingerprint(config, path)
         topo = Topology(config, path, lock=lock)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import JournalError
-from core.journal_lock import JournalInUseError, RunLock
+from core.journal_lock import JournalInUseError, RunLock, WriterLock, wait_for_writers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,3 +64,34 @@ def test_a_folder_where_no_lock_file_can_be_made_is_named(tmp_path: Path) -> Non
     assert str(info.value) == (
         f"journal {journal}: cannot create its lock file {journal}.lock: No such file or directory"
     )
+
+
+@pytest.mark.timeout(60)
+def test_a_new_run_waits_for_the_writers_of_an_earlier_one_and_names_them(
+    tmp_path: Path,
+) -> None:
+    """An earlier run's actor (a child process holding ``WriterLock``) keeps ``wait_for_writers``
+    waiting, named by pid, until it dies; writers share the lock among themselves."""
+    journal = tmp_path / "j.sqlite"
+    code = (
+        "import time\nfrom core.journal_lock import WriterLock\n"
+        f"lock = WriterLock({str(journal)!r})\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    told: list[list[int]] = []
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        mine = WriterLock(journal)  # a second writer (a restarted actor) is not refused
+        mine.release()
+        with pytest.raises(JournalInUseError) as info:
+            wait_for_writers(journal, 0.3, on_wait=told.append)
+        assert told == [[child.pid]]
+        assert f"still write it 0.3 s later (pids {child.pid}, holding {journal}.writers)" in (
+            str(info.value))  # fmt: skip
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    wait_for_writers(journal, 10)  # returns once the kernel has dropped the dead one's lock
+    wait_for_writers(journal, 0, on_wait=told.append)  # nobody: no wait at all
+    assert len(told) == 1
