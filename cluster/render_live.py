@@ -49,6 +49,14 @@ def _scope_state(risk: dict[str, Any], scope: str) -> str:
     return "active"
 
 
+def _restriction(item: dict[str, Any]) -> str:
+    """A restricted scope of risk's ``state()``: ``strategy:x halted (why by whom[, until
+    bar n])``."""
+    why = item.get("reason") or ("kill switch" if item.get("kill_mode") else "")
+    until = f", until bar {item['until_bar']:,}" if item.get("until_bar") is not None else ""
+    return f"{item['scope']} {item['state']} ({why} by {item.get('by') or 'system'}{until})"
+
+
 def live_table(feed: dict[str, Any], hosts: list[dict[str, Any]], risk: dict[str, Any]) -> Group:
     """Progress, then one row per strategy: state, positions, equity, P&L, risk state."""
     done, bars = feed.get("next_bar", 0), max(feed.get("bars", 1), 1)
@@ -60,7 +68,8 @@ def live_table(feed: dict[str, Any], hosts: list[dict[str, Any]], risk: dict[str
         ("  risk ", "bold"), _state(risk.get("global_state")),
     )  # fmt: skip
     table = Table(expand=False)
-    for col in ("strategy", "state", "risk", "positions", "equity", "P&L", "return", "trades",
+    # closed round trips (the summary's trades also count a position still open at the end)
+    for col in ("strategy", "state", "risk", "positions", "equity", "P&L", "return", "closed",
                 "intents"):  # fmt: skip
         table.add_column(col, justify="right" if col in ("equity", "P&L", "return") else "left")
     for host in hosts:
@@ -104,7 +113,9 @@ def summary_tables(
         f"{d['decision']}{'/' + d['reason'] if d['reason'] else ''} {d['count']}"
         for d in decisions
     )  # fmt: skip
-    lines.append(Text(f"risk: {risk.get('global_state')}; decisions: {counts or 'none'}"))
+    restricted = "".join(f", {_restriction(item)}" for item in risk.get("scopes", []))
+    lines.append(Text(f"risk: {risk.get('global_state')}{restricted}; decisions: "
+                      f"{counts or 'none'}"))  # fmt: skip
     for sid, host in hosts.items():
         if host.get("error"):
             lines.append(Text(f"strategy {sid} failed: {host['error']}", style="red"))
