@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.common import BROKER, FEED, JOURNAL, LIVE_NAMES, NAMESPACE, RISK, host_name
+from actors.common import (
+    BROKER,
+    FEED,
+    JOURNAL,
+    LIVE_NAMES,
+    NAMESPACE,
+    RISK,
+    all_strategies,
+    host_name,
+)
 from actors.retry import ActorDownError, actor_errors
 from core.cluster_join import join
 from core.errors import RaytraderError
@@ -189,17 +198,28 @@ class Topology:
         try:
             for handle in self.handles.values():
                 ray.kill(handle, no_restart=True)
-            fp = fingerprint(self.config, self.journal_path)
-            for name in live_actor_names():
-                if not name.startswith("strategy:") or name in self.handles:
-                    continue
-                with contextlib.suppress(Exception):  # gone in between, or not answering
-                    handle = ray.get_actor(name, namespace=NAMESPACE)
-                    if ray.get(handle.fingerprint.remote(), timeout=10) == fp:
-                        ray.kill(handle, no_restart=True)
+            _kill_launched(fingerprint(self.config, self.journal_path), skip=set(self.handles))
         finally:
             if self.lock is not None:
                 self.lock.release()  # the journal is free for another run
+
+
+def _kill_launched(fp: str | None, skip: set[str]) -> list[str]:
+    """Kill the live hosts of strategies launched into the run ``fp`` names (any run's, for
+    None), but those in ``skip``; their names. They are detached: they outlive their feed,
+    and on a cluster the driver that started the run."""
+    import ray
+
+    killed = []
+    for name in live_actor_names():
+        if not name.startswith("strategy:") or name in skip:
+            continue
+        with contextlib.suppress(Exception):  # gone in between, or not answering
+            handle = ray.get_actor(name, namespace=NAMESPACE)
+            if fp is None or ray.get(handle.fingerprint.remote(), timeout=10) == fp:
+                ray.kill(handle, no_restart=True)
+                killed.append(name)
+    return killed
 
 
 def _create(cls: type, name: str, fp: str, *args: Any) -> Any:
@@ -307,7 +327,12 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
     # driver shares live actors, which the creator's lock covers)
     lock = RunLock(path) if FEED not in live_actor_names() else None
     try:
-        if lock is not None:  # an earlier run's actors may outlive its killed driver a while
+        if lock is not None:  # an earlier run's actors may outlive its killed driver
+            # no feed is live, so no run is: a launched host still there is an orphan
+            orphans = _kill_launched(None, skip=set())
+            if orphans:
+                what = "the hosts of strategies an earlier run launched, left by its driver"
+                log.warning("stopped %s: %s", what, ", ".join(orphans))
             wait_for_writers(path, config.runtime.restart_wait_s, on_wait=functools.partial(
                 _waiting_for_writers, path))  # fmt: skip
         _claim(config, path)
@@ -322,7 +347,9 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             raise RunConfigError(unknown)
         topo.handles[BROKER] = _create(Broker, BROKER, fp, config, path)
         topo.handles[RISK] = _create(Risk, RISK, fp, config, path)
-        for strategy in config.strategies:
+        with Journal(path, readonly=True) as journal:  # and those launched into the run
+            strategies = all_strategies(config, journal)
+        for strategy in strategies:
             name = host_name(strategy.id)
             topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
         _check(topo.handles, fp)

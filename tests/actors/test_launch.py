@@ -93,3 +93,45 @@ def test_a_launched_strategy_trades_from_its_launch_and_survives_a_broker_restar
         fills = list(journal.read([EventKind.ORDER_FILLED], strategy="late"))
     assert live.get(topo.host("flip").trades.remote()) == alone  # untouched by the launch
     assert live.get(topo.broker.account.remote("late"))["n_fills"] == len(fills)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("end", ["stopped", "driver died"])
+def test_a_run_resumed_after_a_launch_starts_the_launched_host_too(live, tmp_path, end) -> None:
+    """Ended after a launch and started again on its journal: the driver creates the launched
+    strategy's host beside the config's (the feed's fan-out includes it; before, the resumed
+    replay failed at its first bar: no actor named ``strategy:late``), and it trades from
+    there. ``stopped``: as Ctrl-C ends a run, every actor killed, launched hosts too. ``driver
+    died``: as a driver's death ends a run on a cluster, its own actors gone with it, the
+    launched host (detached) left alive; the new run stops that orphan (it held the journal's
+    writer lock, and would have answered as the new run's host with its old state)."""
+    from actors.runtime import start
+
+    alone = _run_alone(live, tmp_path)
+    cfg = config([FLIP], FILES, tmp_path / "journal.sqlite", data=WINDOW)
+    topo = start(cfg)
+    live.get(topo.feed.start.remote())
+    wait_for_bar(topo, LAUNCH_AT)
+    live.get(topo.feed.pause.remote())
+    paused_at = _settled(live, topo)
+    live.get(topo.feed.launch_strategy.remote(LATE, "ops"), timeout=120)
+    orphan = live.get(live.get_actor("strategy:late", namespace="raytrader").pid.remote())
+    if end == "stopped":
+        topo.stop()
+    else:
+        for handle in topo.handles.values():
+            live.kill(handle, no_restart=True)
+        assert topo.lock is not None
+        topo.lock.release()  # the dead driver's process would have dropped it
+
+    again = start(cfg)
+    assert "strategy:late" in again.handles
+    assert live.get(again.host("late").pid.remote()) != orphan
+    assert again.run()["state"] == "done"
+    assert_journal_invariants(again.journal_path)
+    host_trades = live.get(again.host("late").trades.remote())
+    assert host_trades and host_trades == live.get(again.broker.trades.remote("late"))
+    with Journal(again.journal_path, readonly=True) as journal:
+        orders = list(journal.read([EventKind.ORDER_ACCEPTED], strategy="late"))
+    assert orders and min(e.event.bar_index for e in orders) >= paused_at  # type: ignore[attr-defined]
+    assert live.get(again.host("flip").trades.remote()) == alone  # untouched by either
