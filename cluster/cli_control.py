@@ -272,15 +272,18 @@ def limits_set(assignments: tuple[str, ...], url: str | None, token: str | None)
 
 
 # ------------------------------------------------------------------ serve
-def check_port_free(host: str, port: int) -> None:
-    """Raise ``click.UsageError`` when ``host:port`` is taken (Serve would fail obscurely)."""
+def check_port_free(host: str, port: int, hint: str = "another port: --port N") -> None:
+    """Raise ``click.UsageError`` when ``host:port`` is taken (Serve would fail obscurely),
+    with ``hint``: what to do instead."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise click.UsageError(f"cannot serve on {host}:{port}: {err.strerror}") from None
+            raise click.UsageError(
+                f"cannot serve on {host}:{port}: {err.strerror}; {hint}"
+            ) from None
 
 
 @click.command()

@@ -248,7 +248,7 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
         from cluster.security import ApiToken
         from cluster.serve import ServeSettings, deploy, undeploy
 
-        check_port_free("127.0.0.1", port)
+        check_port_free("127.0.0.1", port, DEMO_PORT_HINT)  # again: taken since?
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
         token = secrets.token_urlsafe(32)
         add_secrets(token)
@@ -274,6 +274,9 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
     return start_api
 
 
+DEMO_PORT_HINT = "another port: --port N, or no API: --no-serve"
+
+
 @click.command()
 @click.option("--journal", "journal_path", default=None, metavar="PATH",
               help="journal file (default: a fresh one in a temporary directory; an existing "
@@ -296,6 +299,10 @@ def demo(
         "[bold]raytrader demo[/bold]: sma_crossover on ORCL (5% stop), rsi_reversion on NVDA, "
         "momentum on ORCL+NVDA+YHOO; paper broker, one risk actor, replayed as fast as possible"
     )
+    if serve_api:  # before Ray and the actors start, not after
+        from cluster.cli_control import check_port_free
+
+        check_port_free("127.0.0.1", port, DEMO_PORT_HINT)
     api = serve_demo_api(console, port, hold) if serve_api else None
     command = f"raytrader demo --start {start}"
     sys.exit(_replay(config, journal_path, console, live_view=True, command=command, api=api))

@@ -270,6 +270,28 @@ def test_a_journal_is_refused_to_a_config_that_would_change_its_trades(live, tmp
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == rows
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_taken_port_is_refused_before_anything_starts_saying_what_to_do(command) -> None:
+    """The demo serves its API by default: on a taken port it started Ray and the actors and
+    only then refused; now it refuses first, naming the port and the two ways out; ``serve``
+    names ``--port``."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = {"demo": ["demo", "--port", str(port)],
+                "serve": ["serve", "--insecure-local", "--port", str(port)]}[command]  # fmt: skip
+        result = invoke(*args)
+    err = " ".join(result.output.split())
+    assert result.exit_code == 2, err
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use; another port: --port N" in (
+        err)  # fmt: skip
+    assert ("or no API: --no-serve" in err) == (command == "demo")
+
+
 # ---------------------------------------------------------------- joining a cluster
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("command", ["run", "optimize", "serve"])
