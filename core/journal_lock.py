@@ -63,10 +63,7 @@ class RunLock:
     def release(self) -> None:
         """Let another run take the journal (idempotent)."""
         fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        _unlock(fd)
 
 
 def _open(path: Path, journal_path: str | Path) -> int:
@@ -76,6 +73,14 @@ def _open(path: Path, journal_path: str | Path) -> int:
         raise JournalError(
             f"cannot create its lock file {path}: {exc.strerror}", path=str(journal_path)
         ) from None
+
+
+def _unlock(fd: int | None) -> None:
+    """Drop a lock taken on ``fd`` and close it (nothing for None)."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _holders(path: Path) -> list[int]:
@@ -124,10 +129,7 @@ class WriterLock:
     def release(self) -> None:
         """Stop counting as a writer (idempotent)."""
         fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        _unlock(fd)
 
 
 def wait_for_writers(

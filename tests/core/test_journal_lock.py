@@ -17,6 +17,19 @@ from core.journal_lock import JournalInUseError, RunLock, WriterLock, wait_for_w
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _child_holding(lock: str, journal: Path) -> subprocess.Popen[str]:
+    """A child process that takes ``core.journal_lock.<lock>`` on ``journal`` and sleeps;
+    returned once it holds it."""
+    code = (
+        f"import time\nfrom core.journal_lock import {lock}\n"
+        f"lock = {lock}({str(journal)!r})\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
+
+
 def test_a_held_journal_is_refused_naming_the_holder_until_released(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
     first = RunLock(journal)
@@ -34,14 +47,8 @@ def test_a_held_journal_is_refused_naming_the_holder_until_released(tmp_path: Pa
 def test_the_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
     """SIGKILL leaves no chance to release: the operating system does it."""
     journal = tmp_path / "j.sqlite"
-    code = (
-        "import time\nfrom core.journal_lock import RunLock\n"
-        f"lock = RunLock({str(journal)!r})\nprint('held', flush=True)\ntime.sleep(60)\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child = _child_holding("RunLock", journal)
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "held"
         with pytest.raises(JournalInUseError, match=f"pid {child.pid} on "):
             RunLock(journal)
     finally:
@@ -73,15 +80,9 @@ def test_a_new_run_waits_for_the_writers_of_an_earlier_one_and_names_them(
     """An earlier run's actor (a child process holding ``WriterLock``) keeps ``wait_for_writers``
     waiting, named by pid, until it dies; writers share the lock among themselves."""
     journal = tmp_path / "j.sqlite"
-    code = (
-        "import time\nfrom core.journal_lock import WriterLock\n"
-        f"lock = WriterLock({str(journal)!r})\nprint('held', flush=True)\ntime.sleep(60)\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    child = _child_holding("WriterLock", journal)
     told: list[list[int]] = []
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "held"
         mine = WriterLock(journal)  # a second writer (a restarted actor) is not refused
         mine.release()
         with pytest.raises(JournalInUseError) as info:
