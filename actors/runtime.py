@@ -42,7 +42,13 @@ from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
 from core.journal_lock import RunLock, wait_for_writers
-from core.run_config import ABSENT, RunConfig, RunConfigError, identity_changes
+from core.run_config import (
+    ABSENT,
+    RunConfig,
+    RunConfigError,
+    StrategyConfig,
+    identity_changes,
+)
 
 __all__ = [
     "RuntimeConflictError",
@@ -258,17 +264,19 @@ def attach(config: RunConfig, journal_path: str) -> Topology:
     return topo
 
 
-def _claim(config: RunConfig, path: str) -> None:
+def _claim(config: RunConfig, path: str) -> list[StrategyConfig]:
     """Create the journal's schema once and mark it as this run's; a journal another run
-    wrote is refused, naming every field that differs (resuming it would mix two runs)."""
+    wrote is refused, naming every field that differs (resuming it would mix two runs).
+    Returns the run's strategies: the config's, then those launched into it."""
     identity = config.identity()
     with Journal(path, synchronous=config.journal.synchronous) as journal:
         held = journal.claim_run(json.dumps(identity, sort_keys=True))
+        strategies = all_strategies(config, journal)
     if held is None:
-        return
+        return strategies
     changes = identity_changes(json.loads(held), identity)
     if not changes:
-        return
+        return strategies
     errors = [(field, f"{_short(here)} here, {_short(there)} in the run that wrote the journal")
               for field, there, here in changes]  # fmt: skip
     errors.append(("", (
@@ -335,7 +343,7 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
                 log.warning("stopped %s: %s", what, ", ".join(orphans))
             wait_for_writers(path, config.runtime.restart_wait_s, on_wait=functools.partial(
                 _waiting_for_writers, path))  # fmt: skip
-        _claim(config, path)
+        strategies = _claim(config, path)
         fp = fingerprint(config, path)
         topo = Topology(config, path, lock=lock)
         topo.handles[JOURNAL] = _create(JournalReader, JOURNAL, fp, path)
@@ -347,9 +355,7 @@ def start(config: RunConfig, journal_path: str | None = None) -> Topology:
             raise RunConfigError(unknown)
         topo.handles[BROKER] = _create(Broker, BROKER, fp, config, path)
         topo.handles[RISK] = _create(Risk, RISK, fp, config, path)
-        with Journal(path, readonly=True) as journal:  # and those launched into the run
-            strategies = all_strategies(config, journal)
-        for strategy in strategies:
+        for strategy in strategies:  # the config's and those launched into the run
             name = host_name(strategy.id)
             topo.handles[name] = _create(StrategyHost, name, fp, strategy, config, path)
         _check(topo.handles, fp)
