@@ -62,6 +62,58 @@ def test_run_json_prints_the_object_backtest_json_prints(live, tmp_path) -> None
     assert (tmp_path / "journal.sqlite").is_file()  # resolved against the config's folder
 
 
+#: A strategy of the user's own, as the README writes one (its mean reversion example).
+USER_STRATEGY = """
+import numpy as np
+from core.panel import WidePanel
+from strategies.base import Strategy
+from strategies.indicators import sma_nb
+from strategies.params import FloatParam, IntParam
+
+
+class MeanReversion(Strategy):
+    name = "mean_reversion"
+    description = "buy when the close falls a given fraction below its moving average"
+
+    window = IntParam(20, low=2, high=500)
+    depth = FloatParam(0.05, low=0.001, high=0.5)
+
+    @property
+    def lookback(self) -> int:
+        return self.window
+
+    def target_weights(self, panel: WidePanel) -> np.ndarray:
+        ma = sma_nb(panel.close, self.window)
+        w = np.full(panel.close.shape, np.nan)
+        w[panel.close < ma * (1 - self.depth)] = 1.0
+        w[panel.close > ma] = 0.0
+        return w
+"""
+
+
+@pytest.mark.timeout(180)
+def test_a_strategy_file_of_the_users_runs_live_like_its_backtest(live, tmp_path) -> None:
+    # ``file.py:Class`` in the config, relative to the config's folder: every host (its own
+    # process) loads the file by its path; the run's JSON equals the backtest's of that file.
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "strats" / "mr.py").write_text(USER_STRATEGY)
+    strategy = {"id": "mr", "strategy": "strats/mr.py:MeanReversion",
+                "params": {"window": 15, "depth": 0.04}, "symbols": ["ORCL"],
+                "sim": {"size_pct": 0.95, "commission_bps": 10.0}}  # fmt: skip
+    body = {"strategies": [strategy], "feed": {"data": {"paths": [str(DATA / "ORCL.csv")],
+                                                        **WINDOW}}}  # fmt: skip
+    result = invoke("run", str(write(tmp_path, body)), "--json")
+    assert result.exit_code == 0, result.stderr
+    ours = json.loads(result.stdout)
+    ref = invoke("backtest", "--data", str(DATA / "ORCL.csv"), "--start", WINDOW["start"],
+                 "--strategy", f"{tmp_path / 'strats' / 'mr.py'}:MeanReversion", "-p",
+                 "window=15", "-p", "depth=0.04", "--size-pct", "0.95", "--commission-bps",
+                 "10", "--json")  # fmt: skip
+    assert ref.exit_code == 0, ref.stderr
+    assert ours == json.loads(ref.stdout)
+    assert len(ours["trades"]) >= 5 and ours["params"] == {"window": 15, "depth": 0.04}
+
+
 @pytest.mark.timeout(180)
 def test_run_on_a_terminal_shows_the_live_table_and_keeps_stdout_for_the_json(live, tmp_path):
     """Long runs show progress: on a terminal (rich's FORCE_COLOR stands in for one) ``run``
