@@ -293,6 +293,13 @@ class ActorShell:
         """The worker process id."""
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (every live actor runs on its run's driver's node,
+        where the journal file is: ``actors.runtime.actor_options``)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def fingerprint(self) -> str:
         """The run this actor belongs to (``actors.runtime.fingerprint``)."""
         self._raise_init_error()

@@ -5,7 +5,9 @@ the ``raytrader`` namespace, restarts forever (``max_restarts=-1``), is never re
 (``max_task_retries=0``: resends are ours, by the same ids) and reserves no CPU
 (``num_cpus=0``: a 2-core machine holds a dozen of them; they mostly wait on each other).
 They are created with ``get_if_exists``: starting a run whose actors already exist with the
-same config and journal attaches to them; different ones are refused, never mixed.
+same config and journal attaches to them; different ones are refused, never mixed. All of
+them run on the node of the driver that creates them (``actor_options``): the journal is a
+file on that machine.
 
 Creation order matters for restarts: the feed first (it loads the data that restarting hosts
 and the broker rebuild from), then the broker, risk and hosts; ``start`` waits until all have
@@ -69,17 +71,26 @@ class RuntimeConflictError(RaytraderError):
     """Live actors of another run (other config or journal) already hold the names."""
 
 
-def actor_options(name: str) -> dict[str, Any]:
+def actor_options(name: str, node_id: str | None = None) -> dict[str, Any]:
     """The Ray options of a live actor (see the module docstring). The feed and risk are
     threaded actors that answer queries and commands while a bar is in flight (the feed's
     replay thread waits on it; risk's runs on its wire thread); hosts and the broker take one
-    call at a time; the journal reader is an asyncio actor."""
+    call at a time; the journal reader is an asyncio actor.
+
+    ``node_id`` pins the actor to that node, and only there (restarts too): every live actor
+    opens the journal, a local SQLite file in WAL mode, which works between the processes of
+    one machine only. Without it Ray places an actor that reserves no CPU on a random node
+    of the cluster."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     options: dict[str, Any] = {
         "name": name, "namespace": NAMESPACE, "get_if_exists": True, "max_restarts": -1,
         "max_task_retries": 0, "num_cpus": 0,
     }  # fmt: skip
     if name in (FEED, RISK):
         options["max_concurrency"] = 8
+    if node_id is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
     return options
 
 
@@ -229,9 +240,11 @@ def _kill_launched(fp: str | None, skip: set[str]) -> list[str]:
 
 
 def _create(cls: type, name: str, fp: str, *args: Any) -> Any:
+    """A live actor on this driver's node: the node whose file system holds the journal."""
     import ray
 
-    return ray.remote(cls).options(**actor_options(name)).remote(*args, fingerprint=fp)
+    node = ray.get_runtime_context().get_node_id()
+    return ray.remote(cls).options(**actor_options(name, node)).remote(*args, fingerprint=fp)
 
 
 def _check(handles: dict[str, Any], fp: str) -> None:
