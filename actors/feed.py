@@ -463,8 +463,7 @@ class DataFeed(ActorShell):
             call_sync(self._actor(RISK).open_account, plain, name=RISK, restart_wait_s=wait,
                       timeout_s=self._runtime.call_timeout_s)  # fmt: skip
             name = host_name(strategy.id)
-            node = ray.get_runtime_context().get_node_id()  # the journal's machine
-            options = {**actor_options(name, node), "lifetime": "detached"}  # outlives the feed
+            options = {**actor_options(name), "lifetime": "detached"}  # outlives this feed
             host = (
                 ray.remote(StrategyHost)
                 .options(**options)

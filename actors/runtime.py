@@ -71,16 +71,17 @@ class RuntimeConflictError(RaytraderError):
     """Live actors of another run (other config or journal) already hold the names."""
 
 
-def actor_options(name: str, node_id: str | None = None) -> dict[str, Any]:
+def actor_options(name: str) -> dict[str, Any]:
     """The Ray options of a live actor (see the module docstring). The feed and risk are
     threaded actors that answer queries and commands while a bar is in flight (the feed's
     replay thread waits on it; risk's runs on its wire thread); hosts and the broker take one
     call at a time; the journal reader is an asyncio actor.
 
-    ``node_id`` pins the actor to that node, and only there (restarts too): every live actor
+    The actor is pinned to the caller's node, and only there (restarts too): every live actor
     opens the journal, a local SQLite file in WAL mode, which works between the processes of
-    one machine only. Without it Ray places an actor that reserves no CPU on a random node
-    of the cluster."""
+    one machine only. Unpinned, Ray places an actor that reserves no CPU on a random node of
+    the cluster. The callers are the driver that starts a run and the feed it started."""
+    import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     options: dict[str, Any] = {
@@ -89,8 +90,8 @@ def actor_options(name: str, node_id: str | None = None) -> dict[str, Any]:
     }  # fmt: skip
     if name in (FEED, RISK):
         options["max_concurrency"] = 8
-    if node_id is not None:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    node = ray.get_runtime_context().get_node_id()
+    options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
     return options
 
 
@@ -243,8 +244,7 @@ def _create(cls: type, name: str, fp: str, *args: Any) -> Any:
     """A live actor on this driver's node: the node whose file system holds the journal."""
     import ray
 
-    node = ray.get_runtime_context().get_node_id()
-    return ray.remote(cls).options(**actor_options(name, node)).remote(*args, fingerprint=fp)
+    return ray.remote(cls).options(**actor_options(name)).remote(*args, fingerprint=fp)
 
 
 def _check(handles: dict[str, Any], fp: str) -> None:

@@ -228,6 +228,9 @@ def demo_config(data_dir: Path = DATA, start: str | None = "2004-01-01") -> RunC
     })  # fmt: skip
 
 
+DEMO_PORT_HINT = "another port: --port N, or no API: --no-serve"
+
+
 def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], Any]:
     """What ``demo --serve`` runs once the actors are up: the control API on 127.0.0.1:port
     with a fresh token, printed with the URL; returns the cleanup (which, with ``hold``,
@@ -272,9 +275,6 @@ def serve_demo_api(console: Console, port: int, hold: bool) -> Callable[[Any], A
         return stop_api
 
     return start_api
-
-
-DEMO_PORT_HINT = "another port: --port N, or no API: --no-serve"
 
 
 @click.command()
