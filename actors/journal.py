@@ -9,6 +9,12 @@ A checkpoint's two fsyncs take milliseconds of wall time, and a bar in flight me
 waits on the disk too, so a paced feed says when a bar is done and the next is some way
 off (``checkpoint_between_bars``) and the checkpoint runs then; without that word (a replay
 as fast as possible) it runs every ``checkpoint_every_s`` (docs/live.md, "Journal").
+
+Such a checkpoint copies the WAL but does not start it over while some process always reads
+or writes it, which is the case as fast as possible: the file then grows by every commit's
+pages for the whole run. So once it holds ``WAL_RESET_PAGES`` frames, a checkpoint also
+resets it (new writers wait, ``RESET_WAIT_S`` at most beyond the copy), and the end of a run
+cuts it to zero bytes (``close_wal``): no large WAL is left beside the journal.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from actors.background import HELPER_NICE
@@ -24,12 +31,24 @@ from actors.common import ActorShell, WriterJournal
 from core.events import EventKind
 from core.journal import OrderRow
 
-__all__ = ["CHECKPOINT_EVERY_S", "CHECKPOINT_GAP_S", "JournalReader"]
+__all__ = [
+    "CHECKPOINT_EVERY_S",
+    "CHECKPOINT_GAP_S",
+    "RESET_WAIT_S",
+    "WAL_RESET_PAGES",
+    "JournalReader",
+]
 
 CHECKPOINT_EVERY_S = 1.0
 #: The least time until the next bar for the feed to ask for a checkpoint between bars: a
 #: checkpoint of half a second of a paced W5 run's WAL took 3-7 ms here, most of it fsyncs.
 CHECKPOINT_GAP_S = 0.015
+#: WAL frames (4 KiB pages: 32 MiB) after which a checkpoint also starts the WAL over. As
+#: fast as possible W5 writes about that much a second, so the WAL stays under about twice it.
+WAL_RESET_PAGES = 8192
+#: The longest a reset waits for readers and writers to let go; it then gives up (nothing
+#: lost) and the next round tries again.
+RESET_WAIT_S = 0.05
 log = logging.getLogger("raytrader.journal")
 
 
@@ -52,6 +71,7 @@ class JournalReader(ActorShell):
     Args:
         journal_path: the journal file (it exists: the runtime creates it first).
         checkpoint_every_s: seconds between WAL checkpoints.
+        wal_reset_pages: WAL frames after which a checkpoint also starts the WAL over.
     """
 
     def __init__(
@@ -59,6 +79,7 @@ class JournalReader(ActorShell):
         journal_path: str,
         checkpoint_every_s: float = CHECKPOINT_EVERY_S,
         *,
+        wal_reset_pages: int = WAL_RESET_PAGES,
         fingerprint: str = "",
     ) -> None:
         self._fingerprint = fingerprint
@@ -67,6 +88,10 @@ class JournalReader(ActorShell):
         self._init_telemetry("journal", self._journal)  # restarts (it appends nothing)
         self._checkpoints = 0
         self._asked = 0  # of them, between bars at the feed's word
+        self._reset_at = wal_reset_pages
+        self._resets = 0  # checkpoints that also started the WAL over
+        self._resets_busy = 0  # resets given up after RESET_WAIT_S
+        self._reset_ms = 0.0  # the longest reset, wall time
         self._stop = threading.Event()
         self._wake = threading.Event()  # set: a checkpoint now (the feed's word)
         self._thread = threading.Thread(
@@ -89,11 +114,22 @@ class JournalReader(ActorShell):
             if self._stop.is_set():
                 return
             try:
-                self._journal.checkpoint()
+                frames, _copied = self._journal.checkpoint()
                 self._checkpoints += 1
                 self._asked += asked
+                if frames >= self._reset_at:
+                    self._reset()
             except Exception as exc:  # a busy file now is fine: the next round catches up
                 log.warning("journal checkpoint failed: %s", exc)
+
+    def _reset(self, wait_s: float = RESET_WAIT_S, *, truncate: bool = False) -> bool:
+        """Start the WAL over (``Journal.reset_wal``), counted and timed."""
+        started = time.monotonic()
+        done = self._journal.reset_wal(wait_s, truncate=truncate)
+        self._reset_ms = max(self._reset_ms, (time.monotonic() - started) * 1e3)
+        self._resets += done
+        self._resets_busy += not done
+        return done
 
     def _stop_checkpoints(self) -> None:
         """End the background thread (the actor's process ending ends it too: a daemon)."""
@@ -157,7 +193,18 @@ class JournalReader(ActorShell):
             for (d, r), n in self._journal.decision_counts(strategy).items()
         ]
 
-    async def checkpoints(self) -> dict[str, int]:
+    async def checkpoints(self) -> dict[str, float]:
         """Background checkpoints done so far: ``done`` in all, ``between_bars`` of them at
-        the feed's word."""
-        return {"done": self._checkpoints, "between_bars": self._asked}
+        the feed's word, ``wal_resets`` of them that also started the WAL over,
+        ``wal_resets_busy`` resets given up (tried again later), ``wal_reset_ms`` the longest
+        reset's wall time (``close_wal`` included)."""
+        return {"done": self._checkpoints, "between_bars": self._asked,
+                "wal_resets": self._resets, "wal_resets_busy": self._resets_busy,
+                "wal_reset_ms": round(self._reset_ms, 2)}  # fmt: skip
+
+    async def close_wal(self, wait_s: float = 2.0) -> bool:
+        """At a run's end, its other actors gone: the whole WAL into the database file and
+        the WAL cut to zero bytes. Actors are killed, not closed, and SQLite removes the WAL
+        only when the last connection closes, so without this it stays on disk. True when
+        done."""
+        return self._reset(wait_s, truncate=True)

@@ -210,13 +210,20 @@ class Topology:
 
     def stop(self) -> None:
         """Kill every actor of this run for good, strategies launched while it ran too
-        (their hosts are detached: they outlive the feed that created them)."""
+        (their hosts are detached: they outlive the feed that created them); the journal
+        actor last, once it has truncated the WAL (``JournalReader.close_wal``)."""
         import ray
 
         try:
-            for handle in self.handles.values():
-                ray.kill(handle, no_restart=True)
+            for name, handle in self.handles.items():
+                if name != JOURNAL:
+                    ray.kill(handle, no_restart=True)
             _kill_launched(fingerprint(self.config, self.journal_path), skip=set(self.handles))
+            journal = self.handles.get(JOURNAL)
+            if journal is not None:  # no writer left: the WAL into the file, then truncated
+                with contextlib.suppress(Exception):  # the WAL stays; the next open reads it
+                    ray.get(journal.close_wal.remote(), timeout=10)
+                ray.kill(journal, no_restart=True)
         finally:
             if self.lock is not None:
                 self.lock.release()  # the journal is free for another run

@@ -135,6 +135,7 @@ def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
         emit = ray.get(topo.feed.timings.remote())
         fills = ray.get(topo.broker.timings.remote())
         accounts = ray.get(topo.broker.accounts.remote())
+        wal = ray.get(topo.journal.checkpoints.remote())
     finally:
         topo.stop()
     cycle = [(emit["done"][t] - emit["emit"][t]) / 1e9 for t in emit["done"]]
@@ -143,7 +144,8 @@ def through_actors(config: RunConfig, journal_dir: Path) -> dict[str, Any]:
     equity = sum(a["equity"] for a in accounts.values())
     return {"elapsed": status["elapsed_s"], "cycle": cycle, "to_fill": to_fill, "equity": equity,
             "state": status["state"], "warm_ups": status["warm_ups"],
-            "warm_up_ms": status["warm_up_ms"], "to_hosts": to_hosts}  # fmt: skip
+            "warm_up_ms": status["warm_up_ms"], "to_hosts": to_hosts,
+            "wal_resets": (wal["wal_resets"], wal["wal_reset_ms"])}  # fmt: skip
 
 
 def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,6 +168,8 @@ def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "to_hosts": [x for r in runs for x in r["to_hosts"]],
         "equity": runs[-1]["equity"], "warm_ups": warm_ups,
         "state": states.pop() if len(states) == 1 else "/".join(sorted(states)),
+        "wal_resets": (sum(r["wal_resets"][0] for r in runs),
+                       max(r["wal_resets"][1] for r in runs)),
     }  # fmt: skip
 
 
@@ -265,6 +269,12 @@ def main() -> None:
             each = ", ".join(f"{t['p50']:.1f} / {t['p90']:.1f} / {t['lead']:.1f}" for t in took)
             console.print(f"  each run's last 50 warm-ups, p50 / p90 / the lead they set, ms: "
                           f"{each}")
+    resets = [("as fast as possible", actors)] + [
+        (f"paced, warm-up {lead:g} ms", res) for lead, res in paced.items()
+    ]
+    console.print("journal WAL resets (actors.journal), count / longest ms: " + "; ".join(
+        f"{name} {res['wal_resets'][0]} / {res['wal_resets'][1]:.1f}" for name, res in resets
+    ))  # fmt: skip
     console.print(
         f"actor-system overhead: {actors['elapsed'] / ref['elapsed']:.1f}x the one-process "
         f"replay, {actors['elapsed'] / ref_j['elapsed']:.1f}x with its journal; targets: "

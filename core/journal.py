@@ -153,6 +153,7 @@ class Journal:
             raise ValueError(f"busy_timeout_s must be > 0, got {busy_timeout_s!r}")
         self._path = Path(path)
         self._readonly = readonly
+        self._busy_ms = int(busy_timeout_s * 1000)
         self._in_transaction = False
         self._lock = threading.RLock()
         target = f"{self._path.resolve().as_uri()}?mode=ro" if readonly else str(self._path)
@@ -164,7 +165,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open: {exc}", path=str(self._path)) from exc
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             if not readonly:
                 self._set_wal(busy_timeout_s)
                 self._conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -215,6 +216,33 @@ class Journal:
         with self._lock:
             _busy, pages, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(pages), int(done)
+
+    def reset_wal(self, wait_s: float, *, truncate: bool = False) -> bool:
+        """Copy the whole WAL into the database file and have the next commit write the WAL
+        from its start (``wal_checkpoint(RESTART)``), or also cut the file to zero bytes
+        (``truncate``: ``TRUNCATE``). True when done; False when a reader or writer held on
+        for longer than ``wait_s`` (nothing is lost: the next try does it).
+
+        A PASSIVE checkpoint copies the frames but the WAL starts over only when a commit
+        finds nobody reading it, which never happens while some process always reads or
+        writes (a replay as fast as possible: a commit every millisecond): the file then
+        grows by every commit's pages for the whole run (464 MB for the example portfolio's
+        5,288 bars). A reset makes new writers wait while it is pending, ``wait_s`` at most
+        plus the copy: the caller picks the moment and the bound.
+        """
+        if self._readonly:
+            raise JournalError("reset_wal() needs a writable journal", path=str(self._path))
+        if wait_s <= 0:
+            raise ValueError(f"wait_s must be > 0, got {wait_s!r}")
+        mode = "TRUNCATE" if truncate else "RESTART"
+        with self._lock:
+            conn = self._conn
+            conn.execute(f"PRAGMA busy_timeout = {max(1, int(wait_s * 1000))}")
+            try:
+                busy, _pages, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        return int(busy) == 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -59,12 +59,56 @@ def test_a_checkpoint_between_bars_runs_at_once(tmp_path) -> None:
         deadline = time.monotonic() + 20
         while reader._checkpoints < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert asyncio.run(reader.checkpoints()) == {"done": 1, "between_bars": 1}
+        done = asyncio.run(reader.checkpoints())
+        assert (done["done"], done["between_bars"], done["wal_resets"]) == (1, 1, 0)
         assert path.stat().st_size > before  # copied into the database file
         frames, copied = reader._journal.checkpoint()
         assert frames == copied
         reader._stop_checkpoints()
         assert not reader._thread.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_wal_past_its_bound_is_started_over_once_no_reader_holds_it(tmp_path) -> None:
+    # A reader that always holds the WAL (as the actors do as fast as possible) keeps PASSIVE
+    # checkpoints from ever starting it over; past wal_reset_pages frames the checkpoint
+    # thread resets it: given up while the reader holds on, done once it lets go.
+    import sqlite3
+
+    path = tmp_path / "j.sqlite"
+    wal = path.with_name(path.name + "-wal")
+
+    def wait_for(what, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not what() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert what()
+
+    with Journal(path, wal_autocheckpoint=0) as writer:
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()  # holds the WAL
+        for t in range(200):
+            writer.append(BarDone(bar_index=t, bar_ts=datetime(2020, 1, 1, tzinfo=UTC)),
+                          source="feed")  # fmt: skip
+        actor = JournalReader(str(path), checkpoint_every_s=0.02, wal_reset_pages=8)
+        try:
+            wait_for(lambda: actor._resets_busy >= 1)
+            assert actor._resets == 0
+            reader.execute("COMMIT")
+            wait_for(lambda: actor._resets >= 1)
+            size = wal.stat().st_size
+            writer.append(BarDone(bar_index=200, bar_ts=datetime(2020, 1, 2, tzinfo=UTC)),
+                          source="feed")  # fmt: skip
+            assert wal.stat().st_size == size  # the commit went to the WAL's start
+            stats = asyncio.run(actor.checkpoints())
+            assert stats["wal_resets"] >= 1 and stats["wal_resets_busy"] >= 1, stats
+            assert asyncio.run(actor.close_wal()) is True
+            assert wal.stat().st_size == 0
+        finally:
+            actor._stop_checkpoints()
+            reader.close()
+        assert writer.max_bar(EventKind.BAR_DONE) == 200
 
 
 @pytest.mark.timeout(240)
@@ -88,3 +132,5 @@ def test_a_paced_feed_asks_for_checkpoints_between_bars_and_a_fast_one_never(
         counts = live.get(topo.handles["journal"].checkpoints.remote())
         topo.stop()
         assert (counts["between_bars"] >= 2) if asked else (counts["between_bars"] == 0), counts
+        wal = tmp_path / f"{speed}.sqlite-wal"  # the actors are killed, not closed: without
+        assert not wal.exists() or wal.stat().st_size == 0  # close_wal it stays on disk

@@ -630,6 +630,38 @@ def test_wal_autocheckpoint_off_leaves_checkpoints_to_checkpoint(tmp_path: Path)
         Journal(path, wal_autocheckpoint=-1)
 
 
+def test_a_reader_keeps_the_wal_growing_until_reset_wal_starts_it_over(tmp_path: Path) -> None:
+    # SQLite starts a WAL over at a commit only when nobody reads it. As fast as possible some
+    # process always does, so PASSIVE checkpoints copy every frame and the file still grows
+    # by every commit (464 MB in the example portfolio's run); reset_wal forces the restart.
+    path = tmp_path / "j.db"
+    wal = tmp_path / "j.db-wal"
+    with Journal(path, wal_autocheckpoint=0) as writer:
+        writer.append_many([fill("a", i) for i in range(200)], source="broker")
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()  # a read snapshot, held
+        pages, done = writer.checkpoint()
+        assert pages > 0 and done == pages  # everything copied into the database file...
+        size = wal.stat().st_size
+        writer.append_many([fill("b", i) for i in range(200)], source="broker")
+        grown = wal.stat().st_size
+        assert grown > size  # ...yet the next commits append: the reader holds the WAL
+        assert writer.reset_wal(0.05) is False  # it waited 50 ms for the reader, gave up
+        reader.execute("COMMIT")
+        assert writer.reset_wal(0.05) is True
+        writer.append(fill("c", 0), source="broker")
+        assert wal.stat().st_size == grown  # written from the WAL's start: no growth
+        assert writer.reset_wal(0.05, truncate=True) is True
+        assert wal.stat().st_size == 0
+        assert len(list(writer.read())) == 401  # nothing lost on the way
+        reader.close()
+    with pytest.raises(ValueError, match="wait_s"):
+        Journal(path).reset_wal(0)
+    with Journal(path, readonly=True) as ro, pytest.raises(JournalError, match="writable"):
+        ro.reset_wal(1.0)
+
+
 @pytest.mark.timeout(60)
 def test_opening_a_fresh_file_another_connection_holds_waits_for_it(tmp_path: Path) -> None:
     # Another process creating the same new journal holds its write lock (RESERVED) while it
