@@ -1,6 +1,6 @@
 """``bench.live``'s pooling of several paced runs: the bars of every run together, warm-ups
-summed, and a final equity that differs between runs of the same bars shown, not hidden.
-Expected values are written out by hand from the inputs."""
+and WAL resets summed, and a final equity that differs between runs of the same bars shown,
+not hidden. Expected values are written out by hand from the inputs."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 from bench.live import _ms, _pooled
 
 
-def _run(to_fill: list[float], equity: float = 100.0, done: int = 3) -> dict[str, Any]:
+def _run(
+    to_fill: list[float], equity: float = 100.0, done: int = 3, resets: tuple[int, float] = (0, 0.0)
+) -> dict[str, Any]:
     return {
         "elapsed": 2.0, "cycle": [0.001] * len(to_fill), "to_fill": to_fill,
         "to_hosts": [x / 2 for x in to_fill], "equity": equity, "state": "DONE",
-        "warm_ups": {"done": done, "late": 1, "skipped": 0},
+        "warm_ups": {"done": done, "late": 1, "skipped": 0}, "wal_resets": resets,
     }  # fmt: skip
 
 
@@ -23,8 +25,10 @@ def test_one_run_is_itself() -> None:
 
 
 def test_runs_pool_their_bars_and_sum_their_warm_ups() -> None:
-    pooled = _pooled([_run([0.004, 0.006]), _run([0.010], done=5)])
+    first, second = _run([0.004, 0.006], resets=(2, 7.5)), _run([0.010], done=5, resets=(1, 3.0))
+    pooled = _pooled([first, second])
     assert pooled["to_fill"] == [0.004, 0.006, 0.010]
+    assert pooled["wal_resets"] == (3, 7.5)  # the journal's WAL resets summed, the longest kept
     assert pooled["to_hosts"] == [0.002, 0.003, 0.005]
     assert pooled["warm_ups"] == {"done": 8, "late": 2, "skipped": 0}
     assert pooled["state"] == "DONE"
