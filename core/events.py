@@ -54,6 +54,7 @@ __all__ = [
     "RiskMark",
     "RiskMarkKind",
     "RiskMarks",
+    "RiskMarksSnapshot",
     "RiskReason",
     "RiskVerdict",
     "Scope",
@@ -201,6 +202,7 @@ class EventKind(StrEnum):
     LIMITS_CHANGED = "limits_changed"
     RISK_MARK = "risk_mark"  # one mark a row: what schema version 1 wrote (still read)
     RISK_MARKS = "risk_marks"  # every mark one bar called for, one row
+    RISK_MARKS_SNAPSHOT = "risk_marks_snapshot"  # every mark risk holds, now and then
     STRATEGY_STATE_CHANGED = "strategy_state_changed"
     STRATEGY_LAUNCHED = "strategy_launched"  # a strategy added to a running system
 
@@ -605,4 +607,34 @@ class RiskMarks(_Frozen):
                     f"mark {mark.kind.value} of {mark.scope} is for bar {mark.bar_index} on"
                     f" {mark.day}, not bar {self.bar_index} on {self.day}"
                 )
+        return self
+
+
+class RiskMarksSnapshot(_Frozen):
+    """Every mark risk holds after bar ``bar_index``, and the last equities it saw (what a new
+    day's start is taken from), keyed by scope text. Journaled every few hundred bars, so a
+    restart reads the last one and only the marks rows after it: its cost does not grow
+    with the run (docs/live.md, "Restarts")."""
+
+    bar_index: int = Field(ge=0)
+    day_start: dict[str, tuple[date, float]]
+    peak: dict[str, float]
+    streak: dict[str, Annotated[int, Field(ge=0)]]
+    seen: dict[str, tuple[tuple[Annotated[int, Field(ge=0)], float], ...]]
+
+    @model_validator(mode="after")
+    def _scopes_and_values(self) -> RiskMarksSnapshot:
+        for name in ("day_start", "peak", "seen", "streak"):
+            for key in getattr(self, name):
+                text = f"strategy:{key}" if name == "streak" else key  # streak: strategy ids
+                try:
+                    Scope.parse(text)
+                except ValueError as exc:
+                    raise ValueError(f"{name}[{key!r}] is not a scope: {exc}") from None
+        for key, (_, value) in self.day_start.items():
+            _finite(value, f"day_start[{key!r}]")
+        _finite_map(self.peak, "peak")
+        for key, pairs in self.seen.items():
+            for _, value in pairs:
+                _finite(value, f"seen[{key!r}]")
         return self

@@ -41,12 +41,13 @@ __all__ = [
     "natural_key",
 ]
 
-SCHEMA_VERSION: Final = 2
-#: Versions this raytrader reads. Version 2 adds the ``risk_marks`` row (a bar's marks in one
-#: row); version 1 wrote one ``risk_mark`` row a mark, still read. A writable open upgrades a
-#: version-1 file in place (its rows are all valid version 2), so an older raytrader refuses
-#: the file once it may hold rows it cannot read.
-READS_VERSIONS: Final = frozenset({"1", str(SCHEMA_VERSION)})
+SCHEMA_VERSION: Final = 3
+#: Versions this raytrader reads. Version 3 adds the ``risk_marks_snapshot`` row (every mark
+#: risk holds, every few hundred bars); version 2 the ``risk_marks`` row (a bar's marks in one
+#: row); version 1 wrote one ``risk_mark`` row a mark, still read. A writable open upgrades an
+#: older file in place (its rows are all valid version 3), so an older raytrader refuses the
+#: file once it may hold rows it cannot read.
+READS_VERSIONS: Final = frozenset({"1", "2", str(SCHEMA_VERSION)})
 
 
 class _Auto:

@@ -32,6 +32,7 @@ from core.events import (
     OrderStatus,
     RiskMark,
     RiskMarks,
+    RiskMarksSnapshot,
     RiskReason,
     RiskVerdict,
     ScopeKind,
@@ -59,6 +60,7 @@ EVENT_MODELS: Final[dict[EventKind, type[BaseModel]]] = {
     EventKind.LIMITS_CHANGED: LimitsChanged,
     EventKind.RISK_MARK: RiskMark,
     EventKind.RISK_MARKS: RiskMarks,
+    EventKind.RISK_MARKS_SNAPSHOT: RiskMarksSnapshot,
     EventKind.STRATEGY_STATE_CHANGED: StrategyStateChanged,
     EventKind.STRATEGY_LAUNCHED: StrategyLaunched,
 }
@@ -132,6 +134,8 @@ def natural_key(event: BaseModel) -> str | None:
             return f"mark:{event.kind.value}:{event.scope}:{event.bar_index}"
         case RiskMarks():
             return f"marks:{event.bar_index}"
+        case RiskMarksSnapshot():
+            return f"marks_snapshot:{event.bar_index}"
         case BreakerTripped() if event.bar_index is not None:
             return f"breaker:{event.breaker.value}:{event.scope}:{event.bar_index}"
     return None

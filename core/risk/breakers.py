@@ -4,7 +4,7 @@ A breaker is level-triggered: it trips whenever its condition holds and its scop
 restricted than the breaker's target state, so a restart (or an operator's resume while the
 condition still holds) cannot silently disarm it. The marks (day-start equity, equity peak,
 loss streak) change only through ``RiskMark``s, which the journal keeps (one ``RiskMarks`` row
-a bar), so no rebuild resets them.
+a bar, and now and then a ``RiskMarksSnapshot`` of them all), so no rebuild resets them.
 
 - daily loss: equity below the day-start equity by ``daily_loss_pct``; a new UTC date of the
   bar clock starts a day, and its start equity is the previous bar's equity (the last close
@@ -29,6 +29,7 @@ from core.events import (
     RiskMark,
     RiskMarkKind,
     RiskMarks,
+    RiskMarksSnapshot,
     RiskReason,
     Scope,
     TradingState,
@@ -192,13 +193,28 @@ class MarkBook:
         return RiskMark(kind=RiskMarkKind.LOSS_STREAK, scope=strategy_scope(strategy_id),
                         value=float(new), bar_index=bar_index, day=day)  # fmt: skip
 
+    def to_snapshot(self, bar_index: int) -> RiskMarksSnapshot:
+        """Every mark and the equities seen, as the journal row a restart starts from."""
+        return RiskMarksSnapshot(
+            bar_index=bar_index,
+            day_start={str(s): v for s, v in self.day_start.items()},
+            peak={str(s): v for s, v in self.peak.items()},
+            streak=dict(self.streak),
+            seen={str(s): tuple(v) for s, v in self._seen.items()},
+        )
+
     def apply(self, event: BaseModel) -> None:
-        """Apply a ``RiskMark`` (a bar's ``RiskMarks``: each in turn), or the streak reset
-        of a consecutive-losses trip."""
+        """Apply a ``RiskMark`` (a bar's ``RiskMarks``: each in turn), the streak reset of a
+        consecutive-losses trip, or a ``RiskMarksSnapshot`` (which replaces everything)."""
         match event:
             case RiskMarks():
                 for mark in event.marks:
                     self.apply(mark)
+            case RiskMarksSnapshot():
+                self.day_start = {Scope.parse(k): v for k, v in event.day_start.items()}
+                self.peak = {Scope.parse(k): v for k, v in event.peak.items()}
+                self.streak = dict(event.streak)
+                self._seen = {Scope.parse(k): list(v) for k, v in event.seen.items()}
             case RiskMark(kind=RiskMarkKind.DAY_START):
                 self.day_start[event.scope] = (event.day, event.value)
             case RiskMark(kind=RiskMarkKind.PEAK):

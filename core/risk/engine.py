@@ -9,11 +9,14 @@ equity, an equity peak, a loss streak or a decided verdict.
 
 Not journaled, rebuilt from the next bars instead: last prices and stale-data clocks (a
 clock starts at the first bar the engine sees). Equities for the next day-start are replayed
-from ``bar_processed``.
+from ``bar_processed``. Every ``snapshot_every`` bars the engine journals all its marks as one
+``RiskMarksSnapshot``; ``from_journal`` starts from the last one and reads only the marks and
+``bar_processed`` rows after it, so a restart does not grow with the length of the run.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +39,7 @@ from core.events import (
     OrderIntent,
     RiskMark,
     RiskMarks,
+    RiskMarksSnapshot,
     RiskReason,
     RiskVerdict,
     Scope,
@@ -55,7 +59,11 @@ from core.risk.rules import PRE_TRADE_RULES, RATE_WINDOW, Reject, check_state, i
 from core.risk.state import BREAKER, GLOBAL, TradingStates, rank, strategy_scope
 from core.risk.view import OpenOrder, RiskView
 
-__all__ = ["REBUILD_KINDS", "FlattenOrders", "RiskEngine"]
+__all__ = ["MARKS_SNAPSHOT_EVERY", "REBUILD_KINDS", "FlattenOrders", "RiskEngine"]
+
+#: Bars between two ``RiskMarksSnapshot`` rows: a restart reads at most this many bars'
+#: ``bar_processed`` and marks rows (and every row of the other kinds: verdicts, states).
+MARKS_SNAPSHOT_EVERY: Final = 500
 
 REBUILD_KINDS: Final[tuple[EventKind, ...]] = (
     EventKind.TRADING_STATE_CHANGED,
@@ -65,9 +73,16 @@ REBUILD_KINDS: Final[tuple[EventKind, ...]] = (
     EventKind.LIMITS_CHANGED,
     EventKind.RISK_MARK,
     EventKind.RISK_MARKS,
+    EventKind.RISK_MARKS_SNAPSHOT,
     EventKind.RISK_DECISION,
     EventKind.BAR_PROCESSED,
 )
+#: The kinds a ``RiskMarksSnapshot`` stands for: before the last snapshot, none is read.
+_MARK_KINDS: Final = (
+    EventKind.RISK_MARK, EventKind.RISK_MARKS, EventKind.RISK_MARKS_SNAPSHOT,
+    EventKind.BAR_PROCESSED,
+)  # fmt: skip
+_STATE_KINDS: Final = tuple(k for k in REBUILD_KINDS if k not in _MARK_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +108,16 @@ class RiskEngine:
 
     Args:
         limits: the configured limits; journaled ``LimitsChanged`` events replace them.
+        snapshot_every: bars between two ``RiskMarksSnapshot`` events from ``on_bar``.
     """
 
-    def __init__(self, limits: RiskLimits | None = None) -> None:
+    def __init__(
+        self, limits: RiskLimits | None = None, *, snapshot_every: int = MARKS_SNAPSHOT_EVERY
+    ) -> None:
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
+        self._snapshot_every = snapshot_every
+        self._snapshot_bar: int | None = None
         self._limits = limits if limits is not None else RiskLimits()
         self._effective: dict[str, RiskLimits] = {}
         self.states = TradingStates()
@@ -107,15 +129,36 @@ class RiskEngine:
         self.last_prices: dict[str, float] = {}
 
     @classmethod
-    def rebuild(cls, events: Iterable[Any], limits: RiskLimits | None = None) -> RiskEngine:
+    def rebuild(
+        cls, events: Iterable[Any], limits: RiskLimits | None = None,
+        *, snapshot_every: int = MARKS_SNAPSHOT_EVERY,
+    ) -> RiskEngine:  # fmt: skip
         """A fresh engine with journal events replayed in order (events or journal ``Entry``s).
 
-        Read them with ``journal.read(REBUILD_KINDS)``.
+        Read them with ``journal.read(REBUILD_KINDS)``, or let ``from_journal`` skip what
+        the last marks snapshot stands for.
         """
-        engine = cls(limits)
+        engine = cls(limits, snapshot_every=snapshot_every)
         for item in events:
             engine.apply(getattr(item, "event", item))
         return engine
+
+    @classmethod
+    def from_journal(
+        cls, journal: Any, limits: RiskLimits | None = None,
+        *, snapshot_every: int = MARKS_SNAPSHOT_EVERY,
+    ) -> RiskEngine:  # fmt: skip
+        """``rebuild`` from a ``core.journal.Journal``: every row of the state kinds (states,
+        kills, limits, verdicts, trips), and the marks and ``bar_processed`` rows from the last
+        ``RiskMarksSnapshot`` on, merged in journal order. The snapshot replaces the marks the
+        rows before it built, so skipping them gives the engine a full replay gives."""
+        last = journal.last(EventKind.RISK_MARKS_SNAPSHOT)
+        since = 0 if last is None else last.seq - 1  # exclusive: the snapshot itself is read
+        rows = heapq.merge(
+            journal.read(_STATE_KINDS), journal.read(_MARK_KINDS, since_seq=since),
+            key=lambda entry: entry.seq,
+        )  # fmt: skip
+        return cls.rebuild(rows, limits, snapshot_every=snapshot_every)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -172,7 +215,8 @@ class RiskEngine:
 
         Returns:
             Lifted restrictions, the bar's marks (one ``RiskMarks``, when any), then trips
-            (BreakerTripped + TradingStateChanged).
+            (BreakerTripped + TradingStateChanged), then every ``snapshot_every`` bars a
+            ``RiskMarksSnapshot``.
         """
         for sid, value in equity.items():
             if not math.isfinite(value):
@@ -205,6 +249,9 @@ class RiskEngine:
         for scope, eq, _ in scoped:
             book.observe(scope, bar_index, eq)
         self._trip_all(bar_index, now, scoped, emit)
+        base = self._snapshot_bar
+        if bar_index + 1 - (0 if base is None else base + 1) >= self._snapshot_every:
+            emit(book.to_snapshot(bar_index))  # after the trips: a trip resets a streak
         self._last_bar = bar_index
         return events
 
@@ -454,6 +501,10 @@ class RiskEngine:
             case RiskMark() | RiskMarks():
                 self.marks.apply(event)
                 self._seen_bar(event.bar_index)
+            case RiskMarksSnapshot():
+                self.marks.apply(event)
+                self._seen_bar(event.bar_index)
+                self._snapshot_bar = event.bar_index
             case LimitsChanged():
                 self._limits = RiskLimits.model_validate(event.limits)
                 self._effective.clear()

@@ -40,6 +40,7 @@ from core.events import (
     RiskMark,
     RiskMarkKind,
     RiskMarks,
+    RiskMarksSnapshot,
     RiskReason,
     RiskVerdict,
     Scope,
@@ -120,6 +121,9 @@ def one_of_each() -> list:
         RiskMark(kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=date(2024, 1, 2)),
         RiskMarks(bar_index=3, day=date(2024, 1, 2), marks=(RiskMark(
             kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=date(2024, 1, 2)),)),
+        RiskMarksSnapshot(bar_index=3, day_start={"global": (date(2024, 1, 2), 1.0)},
+                          peak={"global": 1.5, "strategy:s1": 1.5}, streak={"s1": 2},
+                          seen={"global": ((2, 1.0), (3, 1.5))}),
         StrategyStateChanged(strategy_id="s1", old=None, new=StrategyState.RUNNING),
         StrategyLaunched(strategy_id="s2", config={"id": "s2", "strategy": "sma_crossover",
                          "symbols": ["AAPL"]}, by="op"),
@@ -132,7 +136,7 @@ def test_fresh_file_gets_schema_version_wal_and_normal_sync(tmp_path: Path) -> N
     Journal(path).close()
     raw = sqlite3.connect(path)
     found = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert found == (str(SCHEMA_VERSION),) == ("2",)
+    assert found == (str(SCHEMA_VERSION),) == ("3",)
     assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     raw.close()
     j = Journal(path)  # reopening an existing journal keeps it as it is
@@ -150,7 +154,7 @@ def test_synchronous_full_is_an_option_and_a_typo_is_refused(tmp_path: Path) -> 
 
 
 def test_a_version_1_file_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path: Path) -> None:
-    # version 1 wrote each risk mark as its own risk_mark row; version 2 only adds risk_marks
+    # version 1 wrote each risk mark as its own risk_mark row; versions 2 and 3 only add kinds
     path, g, day = tmp_path / "j.db", Scope.parse("global"), date(2024, 1, 2)
     old = RiskMark(kind=RiskMarkKind.PEAK, scope=g, value=1.5, bar_index=3, day=day)
     with Journal(path) as j:
@@ -171,7 +175,7 @@ def test_a_version_1_file_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path: Pa
         assert [e.event for e in writer.read([EventKind.RISK_MARK, EventKind.RISK_MARKS])] == [
             old, new,
         ]  # fmt: skip
-    assert version() == "2"
+    assert version() == "3"
     raw.close()
 
 
@@ -186,17 +190,50 @@ def test_risk_marks_hold_the_marks_of_their_own_bar_only() -> None:
         RiskMarks(bar_index=3, day=day, marks=())
 
 
+def test_a_version_2_file_is_upgraded_by_a_writer_and_takes_a_marks_snapshot(
+    tmp_path: Path,
+) -> None:
+    path, day = tmp_path / "j.db", date(2024, 1, 2)
+    Journal(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    snap = RiskMarksSnapshot(bar_index=9, day_start={"global": (day, 1.0)}, peak={"global": 2.0},
+                             streak={"s1": 1}, seen={"global": ((8, 1.5), (9, 1.25))})  # fmt: skip
+    with Journal(path) as writer:
+        writer.append(snap, source="risk")
+        assert [e.event for e in writer.read([EventKind.RISK_MARKS_SNAPSHOT])] == [snap]
+    assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    raw.close()
+
+
+def test_a_marks_snapshot_names_a_bad_scope_or_value() -> None:
+    day = date(2024, 1, 2)
+    with pytest.raises(ValidationError, match=r"peak\['strategy:'\] is not a scope"):
+        RiskMarksSnapshot(bar_index=1, day_start={}, peak={"strategy:": 1.0}, streak={}, seen={})
+    with pytest.raises(ValidationError, match=r"day_start\['bogus'\] is not a scope"):
+        RiskMarksSnapshot(bar_index=1, day_start={"bogus": (day, 1.0)}, peak={}, streak={},
+                          seen={})  # fmt: skip
+    with pytest.raises(ValidationError, match=r"seen\['global'\] must be a finite number"):
+        RiskMarksSnapshot(bar_index=1, day_start={}, peak={}, streak={},
+                          seen={"global": ((0, float("nan")),)})  # fmt: skip
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        RiskMarksSnapshot(bar_index=1, day_start={}, peak={}, streak={"s1": -1}, seen={})
+    with pytest.raises(ValidationError, match=r"streak\['a b'\] is not a scope"):
+        RiskMarksSnapshot(bar_index=1, day_start={}, peak={}, streak={"a b": 1}, seen={})
+
+
 def test_newer_schema_version_is_refused_naming_file_and_both_versions(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     Journal(path).close()
     raw = sqlite3.connect(path)
-    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    raw.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     with pytest.raises(JournalError) as err:
         Journal(path)
     assert str(path) in str(err.value)
-    assert "'3'" in str(err.value) and "reads versions 1, 2" in str(err.value)
+    assert "'4'" in str(err.value) and "reads versions 1, 2, 3" in str(err.value)
     assert err.value.path == str(path)
 
 

@@ -3,6 +3,8 @@
 A live engine's events go through a real journal file (as the Risk actor would write them,
 with the broker's ``bar_processed`` rows between them); a fresh engine rebuilt from that file
 must equal the live one, and both must answer the next bar and the next orders identically.
+A rebuild starts from the last ``RiskMarksSnapshot`` (``RiskEngine.from_journal``); the
+independent reference is the full replay of every row with the snapshots left out.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import itertools
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,15 +25,17 @@ from pydantic import BaseModel
 from core.events import (
     BarProcessed,
     Decision,
+    EventKind,
     KillMode,
     OrderIntent,
     RiskMark,
     RiskMarks,
+    RiskMarksSnapshot,
     RiskVerdict,
     Scope,
     TradingState,
 )
-from core.journal import Journal
+from core.journal import Entry, Journal
 from core.risk import REBUILD_KINDS, RiskEngine, RiskLimits, RiskView
 from core.risk.state import GLOBAL, strategy_scope
 from tests.kit.risk import T0, intent
@@ -55,8 +60,9 @@ SCOPES = ["global", "strategy:s1", "strategy:s2", "symbol:AAPL", "symbol:MSFT"]
 class Harness:
     """A live engine whose every event is journaled like the actors would (broker + risk)."""
 
-    def __init__(self, journal: Journal, limits: RiskLimits) -> None:
-        self.journal, self.engine = journal, RiskEngine(limits)
+    def __init__(self, journal: Journal, limits: RiskLimits, snapshot_every: int = 500) -> None:
+        self.snapshot_every = snapshot_every
+        self.journal, self.engine = journal, RiskEngine(limits, snapshot_every=snapshot_every)
         self.bar_index, self.ts = -1, T0
         self.equity = {"s1": 100_000.0, "s2": 50_000.0}
         self.positions: dict[str, dict[str, float]] = {"s1": {}, "s2": {}}
@@ -105,7 +111,23 @@ class Harness:
                       bar=bar, ts=self.ts)  # fmt: skip
 
     def rebuilt(self, limits: RiskLimits) -> RiskEngine:
-        return RiskEngine.rebuild(self.journal.read(REBUILD_KINDS), limits)
+        """What a restarted actor builds: from the last marks snapshot on."""
+        return RiskEngine.from_journal(self.journal, limits, snapshot_every=self.snapshot_every)
+
+    def replayed(self, limits: RiskLimits) -> RiskEngine:
+        """The reference: every row replayed, the marks snapshots left out."""
+        rows = [e for e in self.journal.read(REBUILD_KINDS)
+                if not isinstance(e.event, RiskMarksSnapshot)]  # fmt: skip
+        return RiskEngine.rebuild(rows, limits, snapshot_every=self.snapshot_every)
+
+
+def _no_snapshots(events: list[BaseModel]) -> list[BaseModel]:
+    return [e for e in events if not isinstance(e, RiskMarksSnapshot)]
+
+
+def _marks(engine: RiskEngine) -> RiskMarksSnapshot:
+    """Every mark and the equities a day start is taken from (``snapshot()`` has no equities)."""
+    return engine.marks.to_snapshot(0)
 
 
 def test_halt_day_start_peak_streak_and_verdicts_survive_a_rebuild(tmp_path: Path) -> None:
@@ -248,25 +270,72 @@ def _run(h: Harness, op: tuple) -> None:
 
 @pytest.mark.parametrize("limits", LIMITS, ids=["loss", "reducing", "exposure", "fast"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(OPS, min_size=1, max_size=30))
+@given(ops=st.lists(OPS, min_size=1, max_size=30), every=st.sampled_from([1, 2, 3, 500]))
 def test_an_engine_rebuilt_from_the_journal_equals_the_live_one(
-    ops: list[tuple], limits: RiskLimits
+    ops: list[tuple], every: int, limits: RiskLimits
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.db") as journal:
-        h = Harness(journal, limits)
+        h = Harness(journal, limits, snapshot_every=every)
         for op in ops:
             _run(h, op)
-        rebuilt = h.rebuilt(limits)
-        assert rebuilt.snapshot() == h.engine.snapshot()
+        rebuilt, replayed = h.rebuilt(limits), h.replayed(limits)
+        assert rebuilt.snapshot() == replayed.snapshot() == h.engine.snapshot()
+        assert _marks(rebuilt) == _marks(replayed) == _marks(h.engine)
         # and they behave the same from here: one more bar (every symbol fresh, so the
         # unjournaled stale-data clocks restart alike), then the same orders
         h.broker_bar([-0.04, 0.03], hours=24)
         ts: datetime = h.ts
-        rebuilt_events = rebuilt.on_bar(h.bar_index, ts, dict(h.equity), prices=PRICES,
-                                        closed_trades=[("s1", -1.0)])  # fmt: skip
-        assert rebuilt_events == h.risk_bar([("s1", -1.0)], {"AAPL": True, "MSFT": True})
+        args = (h.bar_index, ts, dict(h.equity))
+        kwargs = {"prices": PRICES, "closed_trades": [("s1", -1.0)]}
+        rebuilt_events = rebuilt.on_bar(*args, **kwargs)  # type: ignore[arg-type]
+        replayed_events = replayed.on_bar(*args, **kwargs)  # type: ignore[arg-type]
+        live_events = h.risk_bar([("s1", -1.0)], {"AAPL": True, "MSFT": True})
+        assert rebuilt_events == live_events  # the next snapshot is due alike
+        assert _no_snapshots(replayed_events) == _no_snapshots(live_events)
         orders = [h.new_intent("s1", "AAPL", 150), h.new_intent("s2", "MSFT", -80)]
         if h.sent:
             orders.append(h.sent[0])  # a resubmission gets its recorded verdict from both
         assert rebuilt.check(orders, h.view(), ts) == h.check(orders)
         assert rebuilt.snapshot() == h.engine.snapshot()
+
+
+class CountingJournal(Journal):
+    """A real journal that counts the rows its reads hand out."""
+
+    rows_read = 0
+
+    def read(self, *args: Any, **kwargs: Any) -> Iterator[Entry]:
+        for entry in super().read(*args, **kwargs):
+            self.rows_read += 1
+            yield entry
+
+
+def test_a_restart_reads_the_marks_of_the_bars_after_the_last_snapshot_only(
+    tmp_path: Path,
+) -> None:
+    # 95 daily bars, a snapshot every 20 (bars 19, 39, 59, 79), a loss streak, a drawdown
+    # halt and one verdict: the rebuild reads the snapshot of bar 79, the 15 bar_processed
+    # and 15 risk_marks rows of bars 80-94 (a daily bar starts a day for every scope: one
+    # risk_marks row a bar), and every row of the other kinds (the trip, its state change,
+    # the verdict), and equals the full replay.
+    limits = RiskLimits(max_drawdown_pct=8, max_consecutive_losses=5)
+    with CountingJournal(tmp_path / "j.db") as journal:
+        h = Harness(journal, limits, snapshot_every=20)
+        h.check([h.new_intent("s1", "AAPL", 10)])
+        for i in range(95):
+            h.broker_bar([-0.01 if i in range(60, 70) else 0.002, 0.001], hours=24)
+            h.risk_bar([("s2", -1.0)] if i % 30 == 7 else [], {"AAPL": True, "MSFT": True})
+        snapshots = [e.event.bar_index for e in journal.read([EventKind.RISK_MARKS_SNAPSHOT])]
+        assert snapshots == [19, 39, 59, 79]
+        assert h.engine.states.state(strategy_scope("s1")) is TradingState.HALTED  # drawdown
+        others = [EventKind.BREAKER_TRIPPED, EventKind.TRADING_STATE_CHANGED,
+                  EventKind.RISK_DECISION]  # fmt: skip
+        n_others = sum(1 for _ in journal.read(others))
+        assert n_others >= 3
+        journal.rows_read = 0
+        rebuilt = h.rebuilt(limits)
+        assert journal.rows_read == 1 + 15 + 15 + n_others
+        full = h.replayed(limits)
+        assert rebuilt.snapshot() == full.snapshot() == h.engine.snapshot()
+        assert _marks(rebuilt) == _marks(full)
+        assert rebuilt.marks.streak == {"s2": 3}  # losing trades on bars 7, 37 and 67
