@@ -64,7 +64,7 @@ from core.events import (
     StrategyStateChanged,
 )
 from core.paper import BarReport
-from core.risk import REBUILD_KINDS, RiskEngine, RiskLimits
+from core.risk import RiskEngine, RiskLimits
 from core.risk.book import RiskBook
 from core.run_config import RunConfig, StrategyConfig
 
@@ -128,7 +128,10 @@ class Risk(ActorShell):
         stale-data clocks from the feed (after a journal error: from the engine and book
         being replaced)."""
         old_engine = getattr(self, "_engine", None)
-        self._engine = RiskEngine.rebuild(self._journal.read(REBUILD_KINDS), self._config.risk)
+        self._engine = RiskEngine.from_journal(
+            self._journal, self._config.risk,
+            snapshot_every=self._config.runtime.marks_snapshot_bars,
+        )  # fmt: skip
         if old_engine is not None:
             self._engine.resume_clocks(old_engine.freshness())
         book = RiskBook()
@@ -168,11 +171,13 @@ class Risk(ActorShell):
             rec.set(mn.TRADING_STATE, mn.TRADING_STATE_VALUE[status.state], scope=str(scope))
 
     def _last_marks_seq(self) -> int:
-        """The seq of the last row of a bar's marks (its ``risk_marks`` or a breaker trip;
-        0 for none). Every broker event journaled before it was counted in some bar's marks,
-        none after it: a bar's marks follow its ``bar_processed`` before any other broker
-        call, since every step that reaches the broker takes the lock that marks first."""
-        kinds = (EventKind.RISK_MARKS, EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED)
+        """The seq of the last row of a bar's marks (its ``risk_marks``, a breaker trip or a
+        marks snapshot; 0 for none). Every broker event journaled before it was counted in
+        some bar's marks, none after it: a bar's marks follow its ``bar_processed`` before any
+        other broker call, since every step that reaches the broker takes the lock that marks
+        first."""
+        kinds = (EventKind.RISK_MARKS, EventKind.RISK_MARK, EventKind.BREAKER_TRIPPED,
+                 EventKind.RISK_MARKS_SNAPSHOT)  # fmt: skip
         rows = [self._journal.last(kind) for kind in kinds]
         return max((row.seq for row in rows if row is not None), default=0)
 

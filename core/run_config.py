@@ -220,6 +220,10 @@ class RuntimeConfig(_Frozen):
     before the next one is due, so the bar does not find them cold (docs/live.md, "Cold
     bars"); longer when recent warm-ups took longer, so that they end before the bar (at
     most half the spacing). 0: off. Same trades either way.
+
+    ``marks_snapshot_bars``: every this many bars risk journals all its marks (day-start
+    equities, peaks, loss streaks) in one row; a restarted risk actor reads the last such
+    row and the rows after it, so its restart does not grow with the length of the run.
     """
 
     on_risk_down: Literal["buffer", "drop"] = "buffer"
@@ -228,6 +232,7 @@ class RuntimeConfig(_Frozen):
     restart_wait_s: float = Field(60.0, gt=0, le=3600)
     early_hosts: bool = True
     warm_before_ms: float = Field(6.0, ge=0, le=60_000)
+    marks_snapshot_bars: int = Field(500, ge=1, le=1_000_000)
 
 
 class RunConfig(_Frozen):

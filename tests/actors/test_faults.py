@@ -12,6 +12,7 @@ are printed (``pytest -s``), not asserted.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -41,6 +42,7 @@ STRATEGIES = [
 ]  # fmt: skip
 KILL_AT_BAR = 300
 GATE_AT = 400  # after KILL_AT_BAR: start_run returns before the gate holds
+SNAPSHOT_EVERY = 64  # risk's marks snapshots at bars 63, 127, ...: a restart starts from one
 
 
 def start_run(tmp_path, strategies=STRATEGIES, **sections):
@@ -76,6 +78,33 @@ def check_like_uninterrupted(cfg, topo) -> None:
             assert journal_result(journal, strategy, panel).to_dict() == ref, strategy.id
 
 
+def check_marks(ray, topo) -> None:
+    """Every bar's marks (each journaled once), and risk's at the end, against the broker's
+    journaled equity of every bar, computed here by hand: a daily bar starts a day whose
+    start equity is the previous bar's (the first bar's: its own), and a bar whose equity is
+    above every earlier one's is a new peak. Loss streaks are left to the engine's tests."""
+    with Journal(topo.journal_path, readonly=True) as journal:
+        bars = [e.event for e in journal.read([EventKind.BAR_PROCESSED])]
+        rows = [e.event for e in journal.read([EventKind.RISK_MARKS])]
+        snapshots = [e.event.bar_index for e in journal.read([EventKind.RISK_MARKS_SNAPSHOT])]
+    assert snapshots == list(range(SNAPSHOT_EVERY - 1, len(bars), SNAPSHOT_EVERY))
+    assert [b.bar_index for b in bars] == [r.bar_index for r in rows] == list(range(len(bars)))
+    series: dict[str, list[float]] = {"global": [math.fsum(b.equity.values()) for b in bars]}
+    for sid in bars[-1].equity:
+        series[f"strategy:{sid}"] = [b.equity[sid] for b in bars]
+    for i, row in enumerate(rows):
+        got = {(m.kind.value, str(m.scope), m.value) for m in row.marks
+               if m.kind.value != "loss_streak"}  # fmt: skip
+        want = {("day_start", scope, values[max(i - 1, 0)]) for scope, values in series.items()}
+        want |= {("peak", scope, values[i]) for scope, values in series.items()
+                 if i == 0 or values[i] > max(values[:i])}  # fmt: skip
+        assert got == want, f"bar {i}"
+    marks = ray.get(topo.risk.state.remote())["marks"]
+    assert marks["peak"] == {scope: max(values) for scope, values in series.items()}
+    day = bars[-1].bar_ts.date()
+    assert marks["day_start"] == {scope: (day, values[-2]) for scope, values in series.items()}
+
+
 def _window(panel) -> tuple[int, int]:
     from core.replay import window
 
@@ -88,7 +117,7 @@ def _window(panel) -> tuple[int, int]:
 def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
     live, tmp_path, target, how
 ) -> None:
-    cfg, topo = start_run(tmp_path)
+    cfg, topo = start_run(tmp_path, runtime={"marks_snapshot_bars": SNAPSHOT_EVERY})
     timing = kill(topo, target, how)
     print(f"\nrestart {target} by {how}: {timing}")
     status = topo.run()
@@ -98,6 +127,7 @@ def test_a_killed_actor_comes_back_and_the_run_ends_as_if_uninterrupted(
     assert EventKind.INTENT_DROPPED.value not in counts  # buffered, never dropped
     check_ledgers(live, cfg, topo)
     check_like_uninterrupted(cfg, topo)
+    check_marks(live, topo)
 
 
 @pytest.mark.parametrize("how", ["sigkill", "ray_kill"])
