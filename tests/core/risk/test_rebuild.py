@@ -193,12 +193,16 @@ def test_a_version_1_journal_of_one_row_a_mark_rebuilds_the_same_marks(tmp_path:
     assert legacy.marks.peak[strategy_scope("s2")] == peak
 
 
-def test_a_crash_between_the_brokers_bar_and_risks_bar_loses_no_day_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [1, 2, 500], ids=lambda n: f"snapshot every {n}")
+def test_a_crash_between_the_brokers_bar_and_risks_bar_loses_no_day_start(
+    tmp_path: Path, every: int
+) -> None:
     # The broker journals bar_processed(t) before risk.on_bar(t). If risk dies in between, the
-    # rebuilt engine must still take day t's start equity from bar t-1, not from bar t.
+    # rebuilt engine must still take day t's start equity from bar t-1, not from bar t (with
+    # a snapshot at bar t-1: from the snapshot's equities, then bar t's row).
     limits = RiskLimits(daily_loss_pct=5)
     with Journal(tmp_path / "j.db") as journal:
-        h = Harness(journal, limits)
+        h = Harness(journal, limits, snapshot_every=every)
         h.broker_bar([0.0, 0.0], hours=0)
         h.risk_bar([], {"AAPL": True, "MSFT": True})
         h.broker_bar([0.02, 0.0], hours=24)  # day 2 closes with s1 at 102,000
@@ -213,10 +217,11 @@ def test_a_crash_between_the_brokers_bar_and_risks_bar_loses_no_day_start(tmp_pa
         assert crashed.marks.day_start[strategy_scope("s1")][1] == 102_000.0
 
 
-def test_a_replayed_bar_after_a_rebuild_is_not_counted_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [1, 500], ids=lambda n: f"snapshot every {n}")
+def test_a_replayed_bar_after_a_rebuild_is_not_counted_twice(tmp_path: Path, every: int) -> None:
     limits = RiskLimits(max_consecutive_losses=3)
     with Journal(tmp_path / "j.db") as journal:
-        h = Harness(journal, limits)
+        h = Harness(journal, limits, snapshot_every=every)
         h.broker_bar([0.0, 0.0], hours=0)
         h.risk_bar([("s1", -1.0), ("s1", -1.0)], {"AAPL": True, "MSFT": True})
         rebuilt = h.rebuilt(limits)
