@@ -39,6 +39,15 @@ __all__ = ["BarHistory", "StrategyRunner", "replay_in_process"]
 _STOPS = (FillReason.STOP_LOSS, FillReason.TAKE_PROFIT)
 
 
+def _last_defined(rows: np.ndarray, default: np.ndarray | None = None) -> np.ndarray:
+    """Each column's last value that is not NaN (``default``'s, or NaN, where none is)."""
+    defined = rows == rows
+    last = rows.shape[0] - 1 - np.argmax(defined[::-1], axis=0)
+    out = rows[last, np.arange(rows.shape[1])]
+    fallback = np.full(rows.shape[1], np.nan) if default is None else default
+    return np.where(defined.any(axis=0), out, fallback)
+
+
 class BarHistory:
     """Growing wide arrays of bars (amortized appends), optionally capped to the last
     ``max_len`` bars; ``panel()`` is a zero-copy ``WidePanel`` view of the bars held."""
@@ -71,6 +80,24 @@ class BarHistory:
         self._stop += 1
         if self.max_len is not None and len(self) > self.max_len:
             self._start = self._stop - self.max_len
+
+    def extend(self, panel: WidePanel) -> None:
+        """Add every bar of ``panel`` (its symbols in this history's order), as many
+        ``append``s would."""
+        n = panel.n_bars
+        if n == 0:
+            return
+        while self._stop + n > len(self._ts):  # to the front when capped, then doubled
+            self._make_room()
+        i = self._stop
+        self._ts[i : i + n] = panel.timestamps.astype("datetime64[us]")
+        for k, f in enumerate(BAR_FIELDS):
+            self._data[k, i : i + n] = getattr(panel, f)
+        self._stop += n
+        self._start_before = self._start  # where the view started before the last bar came
+        if self.max_len is not None and len(self) > self.max_len:
+            self._start = self._stop - self.max_len
+            self._start_before = max(self._start_before, self._stop - 1 - self.max_len)
 
     def drop_last(self) -> None:
         """Undo the last append (a bar whose evaluation failed is not kept)."""
@@ -299,20 +326,33 @@ class StrategyRunner:
         by_bar: dict[int, list[OrderFilled]] = {}
         for fill in fills:  # fills before the history's first bar go first
             by_bar.setdefault(max(fill.bar_index, first_index), []).append(fill)
-        weights = None if self.max_history else self.strategy.checked_weights(panel)
-        for i in range(panel.n_bars):
-            self.apply_fills(by_bar.get(first_index + i, ()))
-            bar = bar_slice(panel, i)
-            px = self._selector.prices(bar)
-            self.history.append(np.datetime64(bar.timestamp, "us"), px)
-            self.ledger.mark(px.close)
-            if weights is not None:
-                row = weights[i]
-            else:
+        if self.max_history:
+            for i in range(panel.n_bars):
+                self.apply_fills(by_bar.get(first_index + i, ()))
+                bar = bar_slice(panel, i)
+                px = self._selector.prices(bar)
+                self.history.append(np.datetime64(bar.timestamp, "us"), px)
+                self.ledger.mark(px.close)
                 row = self.strategy.checked_weights(self.history.panel())[-1]
-            valid = row == row
-            self.targets[valid] = row[valid]
+                valid = row == row
+                self.targets[valid] = row[valid]
+        else:
+            self._rebuild_at_once(panel, by_bar)
         self._last_index = last if panel.n_bars else None
+
+    def _rebuild_at_once(self, panel: WidePanel, by_bar: dict[int, list[OrderFilled]]) -> None:
+        """The uncapped rebuild without a Python step per bar (13 us a bar: 1.3 s for 100,000
+        bars), to the same state: the history in one copy; the fills bar after bar, then each
+        symbol's last close (a fill reads no mark, so the closes between fills change
+        nothing: the last one is kept, or the first fill's price where no close was seen);
+        each symbol's carried target the last weight the strategy set for it."""
+        weights = self.strategy.checked_weights(panel)
+        self.history.extend(panel)
+        for index in sorted(by_bar):
+            self.apply_fills(by_bar[index])
+        if panel.n_bars:
+            self.ledger.mark(_last_defined(panel.close))
+            self.targets[:] = _last_defined(weights, self.targets)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain-dict status: carried targets, history length, the ledger's snapshot."""
