@@ -273,10 +273,11 @@ BUILTIN_CASES = [
 ]  # fmt: skip
 
 
-def _run(panel, strategy, cfg, *, restart_after=None, watch=None, max_history=None):
+def _run(panel, strategy, cfg, *, restart_after=None, watch=None, max_history=None, check=None):
     """Replay every bar; with ``restart_after`` the host is replaced after that bar by one
-    rebuilt from the feed's history and its journaled fills. Returns the final trades, the
-    final runner and the intents of bar ``watch`` (without their wall-clock field)."""
+    rebuilt from the feed's history and its journaled fills; ``check(t, runner, journal)``
+    runs after each bar. Returns the final trades, the final runner and the intents of bar
+    ``watch`` (without their wall-clock field)."""
     engine = PaperEngine()
     engine.open_account("s1", panel.symbols, cfg)
     runner = StrategyRunner(strategy, "s1", panel.symbols, cfg, max_history=max_history)
@@ -293,6 +294,8 @@ def _run(panel, strategy, cfg, *, restart_after=None, watch=None, max_history=No
             journal += close_fills
         if t == watch:
             watched = [i.model_dump(exclude={"created_at"}) for i in intents]
+        if check is not None:
+            check(t, runner, journal)
         if t == restart_after:
             runner = StrategyRunner(strategy, "s1", panel.symbols, cfg, max_history=max_history)
             runner.rebuild(panel.slice(0, t + 1), journal)
@@ -334,26 +337,17 @@ def test_a_host_rebuilt_at_any_bar_holds_the_state_of_the_host_that_ran_to_it(
     # carried targets and history of the host that handled every bar with on_bar.
     panel = _load(*files)
     strategy = get_strategy(name)(**params)
-    engine = PaperEngine()
-    engine.open_account("s1", panel.symbols, cfg)
-    live = StrategyRunner(strategy, "s1", panel.symbols, cfg)
-    journal: list[OrderFilled] = []
-    checked = 0
-    for t in range(panel.n_bars):
-        bar = bar_slice(panel, t)
-        fills = engine.on_bar(bar).fills_for("s1")
-        journal += fills
-        intents = live.on_bar(bar, fills)
-        if intents:
-            close_fills = engine.submit(intents, bar).fills
-            live.apply_fills(close_fills)
-            journal += close_fills
+    checked: list[int] = []
+
+    def rebuild_here(t: int, live: StrategyRunner, journal: list[OrderFilled]) -> None:
         if t % 173 == 0 or t == panel.n_bars - 1:
             rebuilt = StrategyRunner(strategy, "s1", panel.symbols, cfg)
             rebuilt.rebuild(panel.slice(0, t + 1), journal)
             assert _state(rebuilt) == _state(live), f"bar {t}"
-            checked += 1
-    assert checked > 20 and len(journal) > 10
+            checked.append(t)
+
+    trades, _, _ = _run(panel, strategy, cfg, check=rebuild_here)
+    assert len(checked) > 20 and len(trades) > 5
 
 
 def test_a_rebuild_keeps_the_marks_of_fills_on_bars_without_a_close() -> None:
