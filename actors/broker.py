@@ -126,7 +126,7 @@ class Broker(ActorShell):
             events = [e.event for e in self._journal.read(BROKER_KINDS)]
             history = call_sync(
                 self._actor(FEED).history, None, last, name=FEED,
-                restart_wait_s=self._config.runtime.restart_wait_s,
+                restart_wait_s=self._config.runtime.restart_wait_s, probe=self._actor(FEED).pid,
             )  # fmt: skip
             engine.rebuild([e for e in events if not is_not_approved(e)], history)  # type: ignore[misc]
         self._engine = engine

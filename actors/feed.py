@@ -461,7 +461,8 @@ class DataFeed(ActorShell):
                                                      by=by)])  # fmt: skip
             wait = self._runtime.restart_wait_s
             call_sync(self._actor(RISK).open_account, plain, name=RISK, restart_wait_s=wait,
-                      timeout_s=self._runtime.call_timeout_s)  # fmt: skip
+                      timeout_s=self._runtime.call_timeout_s,
+                      probe=self._actor(RISK).pid)  # fmt: skip
             name = host_name(strategy.id)
             options = {**actor_options(name), "lifetime": "detached"}  # outlives this feed
             host = (

@@ -117,7 +117,8 @@ class StrategyHost(ActorShell):
         fills = [f for f in self._journal.fills(strategy=self._sid) if f.bar_index <= through]
         if evaluates(self._state):
             history = call_sync(self._actor(FEED).history, list(self._cfg.symbols), through,
-                                name=FEED, restart_wait_s=self._runtime.restart_wait_s)  # fmt: skip
+                                name=FEED, restart_wait_s=self._runtime.restart_wait_s,
+                                probe=self._actor(FEED).pid)  # fmt: skip
             try:
                 runner.rebuild(history, fills)
             except Exception as exc:  # the strategy's own code failed on its history

@@ -154,7 +154,8 @@ class Risk(ActorShell):
             self._last_bar = (last.event.bar_index, last.event.bar_ts)  # type: ignore[attr-defined]
             if fetch_prices:
                 fresh = call_sync(self._actor(FEED).freshness, self._last_bar[0], name=FEED,
-                                  restart_wait_s=self._wait_s)  # fmt: skip
+                                  restart_wait_s=self._wait_s,
+                                  probe=self._actor(FEED).pid)  # fmt: skip
                 book.mark({s: price for s, (_, price) in fresh.items() if price is not None})
                 self._engine.resume_clocks(fresh)
         self._book = book

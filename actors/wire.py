@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from actors.heap import collect_due
-from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync
+from actors.retry import ActorDownError, CallTimeoutError, actor_errors, call_sync, wait_back
 
 __all__ = [
     "Endpoint", "WireError", "WirePeer", "WireServer", "Wires", "call_all", "reply",
@@ -235,11 +235,16 @@ class WirePeer:
 
     # -------------------------------------------------------------- connection
     def _connect(self, started: float, retry: bool) -> None:
-        """Ask Ray for the endpoint (a call to a restarting actor waits for it), connect and
-        prove the key."""
+        """Ask Ray for the endpoint (of a restarting actor: ``wait_back``), connect and prove
+        the key."""
         left = max(self._wait_s - (time.monotonic() - started), 0.0)
-        point: Endpoint = call_sync(self._handle.endpoint, name=self.name, restart_wait_s=left,
-                                    timeout_s=self._timeout_s, retry=retry)  # fmt: skip
+        point: Endpoint
+        if retry:  # asked again and again while it restarts: seen as soon as it is up
+            point = wait_back(self._handle.endpoint, name=self.name, restart_wait_s=left,
+                              timeout_s=self._timeout_s)  # fmt: skip
+        else:
+            point = call_sync(self._handle.endpoint, name=self.name, restart_wait_s=left,
+                              timeout_s=self._timeout_s, retry=False)  # fmt: skip
         sock = socket.create_connection((point["host"], point["port"]), timeout=_HANDSHAKE_S)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -227,7 +227,7 @@ class RayBackend:
             ) from None
         try:
             return await call(bound, *args, name=name, restart_wait_s=self.restart_wait_s,
-                              timeout_s=timeout_s or self.timeout_s)  # fmt: skip
+                              timeout_s=timeout_s or self.timeout_s, probe=handle.pid)  # fmt: skip
         except (ActorDownError, CallTimeoutError) as exc:
             self._handles.pop(name, None)  # a new run may hold the name next time
             raise UnavailableError(str(exc)) from None

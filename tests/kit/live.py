@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.retry import wait_back
 from core.events import Decision, EventKind, FillReason, OrderAccepted, OrderFilled, RiskVerdict
 from core.journal import Journal
 from core.panel import WidePanel
@@ -191,11 +192,8 @@ def kill(topo: Any, name: str, how: str) -> dict[str, float]:
     else:
         ray.kill(handle, no_restart=False)
     new_pid = pid
-    while new_pid == pid:
-        try:
-            new_pid = ray.get(handle.pid.remote(), timeout=60)
-        except ray.exceptions.RayActorError:
-            time.sleep(0.01)
+    while new_pid == pid:  # a probe every 50 ms: one call at a time sees it up 1-2 s late
+        new_pid = wait_back(handle.pid, restart_wait_s=60, name=name, started=t0)
     back = time.monotonic() - t0
     status = wait_for_bar(topo, ray.get(topo.feed.status.remote())["next_bar"])
     resumed = time.monotonic() - t0

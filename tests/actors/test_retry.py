@@ -1,0 +1,73 @@
+"""Waiting for a restarting actor (``actors.retry``) against real Ray actors: a probe sees
+the new process, a call the death failed is sent again once and runs once there, an actor
+killed for good or stuck ends the wait with an error that names it. No timing is asserted
+(how much sooner a probe sees an actor up is measured in the module's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+
+import pytest
+
+from actors.retry import ActorDownError, CallTimeoutError, call, call_sync, wait_back
+from tests.kit.wire import Echo
+
+
+@pytest.fixture
+def echo(ray_session):
+    """A restartable ``Echo`` actor (one call at a time), killed for good after the test."""
+    ray = ray_session
+    handle = ray.remote(Echo).options(max_restarts=-1, max_task_retries=0, num_cpus=0).remote()
+    yield handle
+    ray.kill(handle, no_restart=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_probe_sees_the_process_ray_restarted_after_a_sigkill(ray_session, echo) -> None:
+    old = ray_session.get(echo.pid.remote())
+    os.kill(old, signal.SIGKILL)
+    new = old
+    while new == old:  # a probe sent before the kill landed may still see the old process
+        new = wait_back(echo.pid, restart_wait_s=60, name="echo")
+    assert new == ray_session.get(echo.pid.remote())
+    assert ray_session.get(echo.ran.remote()) == []  # probes run no method of its own
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_call_the_death_failed_is_sent_again_once_and_runs_once_in_the_new_process(
+    ray_session, echo, kind
+) -> None:
+    old = ray_session.get(echo.pid.remote())
+    killer = threading.Timer(0.5, os.kill, (old, signal.SIGKILL))
+    killer.start()
+    if kind == "sync":
+        new = call_sync(echo.sleep, 1.5, restart_wait_s=60, name="echo", probe=echo.pid)
+    else:
+        new = asyncio.run(call(echo.sleep, 1.5, restart_wait_s=60, name="echo", probe=echo.pid))
+    killer.join()
+    assert new != old and new == ray_session.get(echo.pid.remote())
+    assert ray_session.get(echo.ran.remote()) == ["sleep"]  # the new process ran it once
+
+
+@pytest.mark.timeout(60)
+def test_an_actor_killed_for_good_is_actor_down_after_the_wait(ray_session) -> None:
+    handle = ray_session.remote(Echo).options(max_restarts=-1, num_cpus=0).remote()
+    ray_session.get(handle.pid.remote())
+    ray_session.kill(handle, no_restart=True)
+    with pytest.raises(ActorDownError, match=r"actor 'gone' unreachable for 0\.[5-9]\d* s"):
+        wait_back(handle.pid, restart_wait_s=0.5, name="gone")
+    with pytest.raises(ActorDownError, match="'gone' unreachable"):
+        call_sync(handle.echo, 1, restart_wait_s=0.5, name="gone", probe=handle.pid)
+
+
+@pytest.mark.timeout(60)
+def test_a_probe_an_actor_up_but_stuck_never_answers_is_a_timeout(ray_session, echo) -> None:
+    ray_session.get(echo.pid.remote())
+    busy = echo.sleep.remote(3.0)  # one call at a time: the probes queue behind it
+    with pytest.raises(CallTimeoutError, match=r"echo\.pid did not answer within 0\.5 s"):
+        wait_back(echo.pid, restart_wait_s=60, timeout_s=0.5, name="echo")
+    assert ray_session.get(busy) == ray_session.get(echo.pid.remote())  # not restarted
