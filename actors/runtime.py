@@ -39,7 +39,7 @@ from actors.common import (
     all_strategies,
     host_name,
 )
-from actors.retry import ActorDownError, actor_errors
+from actors.retry import ActorDownError, actor_errors, wait_back
 from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
@@ -185,8 +185,11 @@ class Topology:
     ) -> dict[str, Any]:
         """Replay to the end; ``on_tick`` is called every ``tick_s`` while it runs.
 
-        A feed that dies is restarted by Ray and asked to ``run`` again (it resumes after
-        the last ``bar_done``), for at most ``restart_wait_s`` without an answer.
+        A feed that dies is restarted by Ray and asked to ``run`` again as soon as it is up
+        (``wait_back``; it resumes after the last ``bar_done``). ``restart_wait_s`` bounds
+        each outage: from a death until a ``run`` sent after it has gone a tick without
+        failing (so a feed that dies again and again at once is given up on, and one that
+        dies twice an hour apart is not).
         """
         import ray
 
@@ -198,14 +201,15 @@ class Topology:
             if on_tick is not None:
                 on_tick(self)
             if not done:
+                down_since = None  # running again
                 continue
             try:
                 return ray.get(ref)
             except actor_errors() as exc:
-                now = time.monotonic()
-                down_since = down_since or now
-                if now - down_since > wait_s:
-                    raise ActorDownError(FEED, now - down_since, exc) from exc
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > wait_s:
+                    raise ActorDownError(FEED, time.monotonic() - down_since, exc) from exc
+                wait_back(self.feed.pid, restart_wait_s=wait_s, name=FEED, started=down_since)
                 ref = self.feed.run.remote()
 
     def stop(self) -> None:

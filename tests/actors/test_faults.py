@@ -150,18 +150,58 @@ def test_a_killed_feed_is_run_again_by_the_driver_and_the_run_ends_as_if_uninter
     wait_for_bar(topo, KILL_AT_BAR)
     pid = live.get(topo.feed.pid.remote())
     t0 = time.monotonic()
-    if how == "sigkill":
-        os.kill(pid, signal.SIGKILL)
-    else:
-        live.kill(topo.feed, no_restart=False)
+    timing = kill(topo, "feed", how)  # resumed: the driver's run again, a bar done
     driver.join(180)
-    print(f"\nfeed killed by {how}: the run ended {time.monotonic() - t0:.2f} s later")
+    print(f"\nrestart feed by {how}: {timing}; the run ended {time.monotonic() - t0:.2f} s "
+          "after the kill")
     status = ended["status"]
     assert status["state"] == "done", status
     assert 0 < status["resumed_at"] < status["bars"]  # a new process, mid-run
     assert live.get(topo.feed.pid.remote()) != pid
     counts = assert_journal_invariants(topo.journal_path)
     assert counts["bar_done"] == status["bars"]
+    check_ledgers(live, cfg, topo)
+    check_like_uninterrupted(cfg, topo)
+
+
+@pytest.mark.timeout(240)
+def test_each_feed_outage_gets_its_own_restart_wait(live, tmp_path) -> None:
+    """The driver bounds each outage by ``restart_wait_s``, not the time since the feed first
+    died: killed twice, further apart than that, it is run again both times (the driver used
+    to count the second outage from the first death and give up on it at once)."""
+    import threading
+
+    from actors.runtime import start
+
+    wait_s = 8.0
+    cfg = config(STRATEGIES, FILES, tmp_path / "journal.sqlite", data=WINDOW,
+                 runtime={"restart_wait_s": wait_s})  # fmt: skip
+    # paced, a day's bar every 10 ms: the replay outlasts the two kills and the wait between
+    cfg = cfg.model_copy(update={"feed": cfg.feed.model_copy(update={"speed": 86_400 / 0.01})})
+    topo = start(cfg)
+    ended: dict[str, object] = {}
+
+    def drive() -> None:
+        try:
+            ended["status"] = topo.run()
+        except Exception as exc:  # shown by the assertion below
+            ended["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    wait_for_bar(topo, 100)
+    first_at = time.monotonic()
+    first = kill(topo, "feed", "sigkill")
+    time.sleep(max(wait_s + 1.0 - (time.monotonic() - first_at), 0.0))
+    second = kill(topo, "feed", "sigkill")
+    driver.join(180)
+    print(f"\nfeed killed twice, {first['bar']} and {second['bar']}: {first}, {second}")
+    assert "error" not in ended, ended
+    status = ended["status"]
+    assert status["state"] == "done", status  # type: ignore[index]
+    assert first["bar"] < second["bar"] < status["bars"]  # type: ignore[index]
+    counts = assert_journal_invariants(topo.journal_path)
+    assert counts["bar_done"] == status["bars"]  # type: ignore[index]
     check_ledgers(live, cfg, topo)
     check_like_uninterrupted(cfg, topo)
 
