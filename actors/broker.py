@@ -5,7 +5,7 @@ bar t (``submit``), then bar t+1's fills at the open and intrabar stops, marks a
 the ``bar_processed`` marker (``on_bar``), all journaled in one transaction before the
 answer. Every order must have an approving verdict in the journal (else ``order_rejected`` /
 ``not_approved``), and an order id seen before creates nothing new. A restarted broker
-rebuilds every sub-account from the journal's broker events and the feed's history
+rebuilds every sub-account from the journal's broker events and the feed's last bar and closes
 (docs/live.md, "Restarts"). The Alpaca broker comes later behind the same methods.
 """
 
@@ -45,7 +45,7 @@ from core.events import (
     Scope,
 )
 from core.journal import Approval
-from core.paper import BarReport, PaperEngine
+from core.paper import BarReport, PaperEngine, resume_bars
 from core.run_config import RunConfig, StrategyConfig
 
 __all__ = ["BROKER_KINDS", "Broker", "is_not_approved"]
@@ -123,12 +123,13 @@ class Broker(ActorShell):
         engine = self._new_engine()
         last = self._journal.max_bar(EventKind.BAR_PROCESSED)
         if last is not None:
-            events = [e.event for e in self._journal.read(BROKER_KINDS)]
-            history = call_sync(
-                self._actor(FEED).history, None, last, name=FEED,
+            events = [e.event for e in self._journal.read(BROKER_KINDS)
+                      if not is_not_approved(e.event)]  # fmt: skip
+            marks = call_sync(
+                self._actor(FEED).resume_marks, last, resume_bars(events), name=FEED,
                 restart_wait_s=self._config.runtime.restart_wait_s, probe=self._actor(FEED).pid,
             )  # fmt: skip
-            engine.rebuild([e for e in events if not is_not_approved(e)], history)  # type: ignore[misc]
+            engine.rebuild(events, marks=marks)  # type: ignore[arg-type]
         self._engine = engine
 
     def _append(self, events: Sequence[Any]) -> None:

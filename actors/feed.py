@@ -59,6 +59,7 @@ from core.events import (
     StrategyLaunched,
 )
 from core.panel import WidePanel
+from core.paper import ResumeMarks
 from core.replay import load_source
 from core.run_config import RunConfig, StrategyConfig
 
@@ -521,6 +522,12 @@ class DataFeed(ActorShell):
         broker's history."""
         with self._source_lock:
             return self._source.history(symbols, through)
+
+    def resume_marks(self, through: int, bars: list[int]) -> ResumeMarks:
+        """Bar ``through``, each symbol's last close and the times of ``bars``
+        (``ReplaySource.resume_marks``): a restarting broker's view of the bars."""
+        with self._source_lock:
+            return self._source.resume_marks(through, bars)
 
     def freshness(self, through: int) -> dict[str, tuple[datetime, float | None]]:
         """Each symbol's last valid bar at or before bar ``through``, its time and close

@@ -185,13 +185,12 @@ class Ledger:
         ts = None if bar_ts is None else to_datetime64(bar_ts)
         self._rejected.append((symbol, float(qty), int(bar_index), reason, ts))
 
-    def resolve_times(self, timestamps: np.ndarray, first_index: int = 0) -> None:
-        """Give rejections recorded without a time (rebuilt from events) their bar's time;
-        ``timestamps[i]`` is bar ``first_index + i``."""
-        n = len(timestamps)
+    def resolve_times(self, times: Mapping[int, np.datetime64]) -> None:
+        """Give rejections recorded without a time (rebuilt from events) their bar's time,
+        ``times[bar_index]`` (a bar not in it keeps none)."""
         for k, (symbol, qty, bar_index, reason, ts) in enumerate(self._rejected):
-            if ts is None and 0 <= bar_index - first_index < n:
-                ts = to_datetime64(timestamps[bar_index - first_index])
+            if ts is None and bar_index in times:
+                ts = to_datetime64(times[bar_index])
                 self._rejected[k] = (symbol, qty, bar_index, reason, ts)
 
     # ----------------------------------------------------------------- marks

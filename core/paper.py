@@ -14,6 +14,7 @@ approved orders, ``cancel`` for kill switches, ``rebuild`` from the journal afte
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -52,8 +53,10 @@ __all__ = [
     "OrderLike",
     "PaperEngine",
     "PaperOptions",
+    "ResumeMarks",
     "SubmitReport",
     "bar_slice",
+    "resume_bars",
     "stop_order_id",
 ]
 
@@ -132,6 +135,34 @@ class SubmitReport(BaseModel):
     def fills(self) -> list[OrderFilled]:
         """Fills made now (``fill=close``), in order."""
         return [e for e in self.events if isinstance(e, OrderFilled)]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeMarks:
+    """What a rebuilt broker takes from the bars beside its journal: bar ``t`` as emitted
+    (the last processed), each symbol's last finite close at or before it (the mark of a NaN
+    bar), and the times of the bars asked for (its rejections'). A few values, where the
+    whole history would grow with the run (``ReplaySource.resume_marks``)."""
+
+    last_bar: BarSlice
+    closes: dict[str, float]
+    times: dict[int, np.datetime64]
+
+    @classmethod
+    def of(cls, history: WidePanel, bars: Iterable[int] = ()) -> ResumeMarks:
+        """From bars ``0..t`` (row i = bar i; at least one) and the bars whose times to keep."""
+        last = history.n_bars - 1
+        rows = history.last_close_rows()
+        closes = {s: float(history.close[rows[i], i])
+                  for i, s in enumerate(history.symbols) if rows[i] >= 0}  # fmt: skip
+        times = {int(b): history.timestamps[b] for b in bars if 0 <= b <= last}
+        return cls(bar_slice(history, last), closes, times)
+
+
+def resume_bars(events: Iterable[object]) -> list[int]:
+    """The bars whose times a rebuild from ``events`` needs: its rejections' (a rejection is
+    replayed without one)."""
+    return sorted({e.bar_index for e in events if isinstance(e, OrderRejected)})
 
 
 def bar_slice(panel: WidePanel, t: int) -> BarSlice:
@@ -385,14 +416,20 @@ class PaperEngine:
         self,
         events: Iterable[OrderAccepted | OrderFilled | OrderRejected | OrderCanceled],
         history: WidePanel | None = None,
+        *,
+        marks: ResumeMarks | None = None,
     ) -> None:
         """Reconstruct every sub-account and open order from journaled events in sequence.
 
         Accounts must be opened first (same configs); their ledgers are replaced, so ask
-        ``ledger(sid)`` again. ``history`` (the feed's bars 0..t, row i = bar i) restores what
-        fills cannot tell: each symbol's last close (the mark of a NaN bar), the last bar
-        processed (t), which symbols a stop closed on it, and the times of rejections.
+        ``ledger(sid)`` again. ``marks`` (or ``history``, the feed's bars 0..t, row i = bar
+        i, from which they are taken) restore what fills cannot tell: each symbol's last
+        close (the mark of a NaN bar), the last bar processed (t), which symbols a stop
+        closed on it, and the times of rejections (``resume_bars`` names the bars).
         """
+        if history is not None and marks is not None:
+            raise ValueError("rebuild takes the bars as history or as marks, not both")
+        events = list(events)
         self._accounts = {
             sid: SubAccount(sid, a.symbols, a.config) for sid, a in self._accounts.items()
         }
@@ -419,26 +456,22 @@ class PaperEngine:
                 account.replay(event)
         self._last_bar = self._last_index = self._last_report = self._ctx = None
         if history is not None and history.n_bars > 0:
-            self._restore_marks(history)
+            marks = ResumeMarks.of(history, resume_bars(events))
+        if marks is not None:
+            self._restore_marks(marks)
             if self._ctx is not None and self._ctx.index == used_bar:
                 # what orders took of this bar's volume before the restart: the close's
                 # fills (fill=close, a step not journaled yet) get only the rest, as they
                 # would have without it
                 self._ctx.used = used
 
-    def _restore_marks(self, history: WidePanel) -> None:
-        """Last closes, last bar and this bar's stop flags from the feed's history."""
-        last = history.n_bars - 1
-        rows = history.last_close_rows()
-        closes = {
-            s: float(history.close[rows[i], i])
-            for i, s in enumerate(history.symbols)
-            if rows[i] >= 0
-        }
+    def _restore_marks(self, marks: ResumeMarks) -> None:
+        """Last closes, last bar, this bar's stop flags and the rejections' times."""
+        last = marks.last_bar.index
         for account in self._accounts.values():
-            account.ledger.set_last_closes(closes)
-            account.ledger.resolve_times(history.timestamps)
+            account.ledger.set_last_closes(marks.closes)
+            account.ledger.resolve_times(marks.times)
             account.stopped[:] = account.stop_bar == last
-        self._last_bar = bar_slice(history, last)
+        self._last_bar = marks.last_bar
         self._last_index = last
-        self._ctx = BarContext.of(self._last_bar)
+        self._ctx = BarContext.of(marks.last_bar)

@@ -28,7 +28,7 @@ from core.data.validation import BadBar, ValidationReport, check_bar
 from core.errors import ConfigError
 from core.events import BarQuarantined, BarSlice
 from core.panel import WidePanel
-from core.paper import bar_slice
+from core.paper import ResumeMarks, bar_slice
 from core.types import BadBarPolicy, BadBarRule
 
 __all__ = ["Emitted", "ReplaySource", "load_source", "window"]
@@ -204,6 +204,15 @@ class ReplaySource:
         if symbols is None or tuple(symbols) == panel.symbols:
             return panel
         return panel.select(list(symbols))
+
+    def resume_marks(self, through: int, bars: list[int] | tuple[int, ...] = ()) -> ResumeMarks:
+        """What a restarting broker needs of bars ``0..through`` (``ResumeMarks``): bar
+        ``through`` as emitted, each symbol's last close, and the times of ``bars``; a few
+        values however long the replay has run, where ``history`` would copy all of it."""
+        if not 0 <= through < self.n_bars:
+            raise IndexError(f"bar {through} outside the replay's {self.n_bars} bars")
+        self.validate_through(through)
+        return ResumeMarks.of(self.panel.slice(0, through + 1), bars)
 
     def freshness(self, through: int) -> dict[str, tuple[datetime, float | None]]:
         """Each symbol's last bar with a finite close at or before bar ``through``: its time

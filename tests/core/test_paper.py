@@ -20,8 +20,16 @@ from core.events import (
     Scope,
 )
 from core.panel import WidePanel
-from core.paper import BarOrderError, BarReport, PaperEngine, PaperOptions, bar_slice
+from core.paper import (
+    BarOrderError,
+    BarReport,
+    PaperEngine,
+    PaperOptions,
+    bar_slice,
+    resume_bars,
+)
 from core.paper_account import fill_draw, stop_order_id
+from core.replay import ReplaySource
 from core.sim import SimConfig
 
 NAN = np.nan
@@ -391,11 +399,18 @@ def _engine_for_rebuild(p: WidePanel, options: PaperOptions) -> PaperEngine:
     return eng
 
 
-def _rebuilt(p: WidePanel, options: PaperOptions, journal: list, cut: int) -> PaperEngine:
-    """A new engine rebuilt from ``journal``'s broker events and the bars through ``cut``."""
+def _rebuilt(
+    p: WidePanel, options: PaperOptions, journal: list, cut: int, via: str = "history"
+) -> PaperEngine:
+    """A new engine rebuilt from ``journal``'s broker events and the bars through ``cut``:
+    all of them (``history``), or what a restarted broker asks the feed for (``marks``)."""
     eng = _engine_for_rebuild(p, options)
     kinds = OrderAccepted | OrderFilled | OrderRejected | OrderCanceled
-    eng.rebuild([e for e in journal if isinstance(e, kinds)], history=p.slice(0, cut + 1))
+    events = [e for e in journal if isinstance(e, kinds)]
+    if via == "history":
+        eng.rebuild(events, history=p.slice(0, cut + 1))
+    else:
+        eng.rebuild(events, marks=ReplaySource(p).resume_marks(cut, resume_bars(events)))
     return eng
 
 
@@ -403,8 +418,11 @@ def _strip(events) -> list[dict]:
     return [e.model_dump(exclude={"accepted_at"}) for e in events]
 
 
+@pytest.mark.parametrize("via", ["history", "marks"])
 @pytest.mark.parametrize("cut", [5, 16, 17, 30])
-def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_run(cut) -> None:
+def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_run(
+    cut, via
+) -> None:
     # Independent check: two engines fed the same bars and orders; one is rebuilt from the
     # event log (plus the feed history) after bar `cut` and must then emit the same events.
     options = PaperOptions(max_volume_pct=5.0, fill_probability=0.7, seed=3)
@@ -424,7 +442,7 @@ def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_r
             if t > cut:
                 tails[name] += events
         if t == cut:
-            restarted = _rebuilt(p, options, journal, cut)
+            restarted = _rebuilt(p, options, journal, cut, via)
             assert restarted.open_orders() == live.open_orders()
     assert tails["live"] and _strip(tails["rebuilt"]) == _strip(tails["live"])
     for sid in ("s1", "s2"):
@@ -433,9 +451,10 @@ def test_rebuild_from_journaled_events_continues_exactly_like_an_uninterrupted_r
         assert a.rejected_orders() == b.rejected_orders()
 
 
+@pytest.mark.parametrize("via", ["history", "marks"])
 @pytest.mark.parametrize("cut", [5, 16, 17, 30])
 def test_rebuild_between_a_bars_open_and_its_orders_continues_like_an_uninterrupted_run(
-    cut,
+    cut, via
 ) -> None:
     # The broker restarted after journaling bar `cut`'s open (on_bar) and before that bar's
     # orders (the step), as a SIGKILL can land: the volume the open's fills took is journaled
@@ -459,7 +478,7 @@ def test_rebuild_between_a_bars_open_and_its_orders_continues_like_an_uninterrup
             tails["live"] += opened
             tails["rebuilt"] += list(restarted.on_bar(bar).events)
         if t == cut:
-            restarted = _rebuilt(p, options, journal, cut)
+            restarted = _rebuilt(p, options, journal, cut, via)
         submitted = list(live.submit(orders[t]).events)
         if t < cut:
             journal += submitted

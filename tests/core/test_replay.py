@@ -80,6 +80,23 @@ def test_freshness_is_each_symbols_last_valid_bar_time_and_close() -> None:
     assert src.freshness(-1) == {}
 
 
+def test_resume_marks_are_a_restarting_brokers_few_values_by_hand() -> None:
+    # A: valid on days 0 and 1, a negative close (quarantined at the restart's catch-up) on
+    # day 2, no bar on day 3; B: valid on day 0 only. By hand: A's last close is day 1's,
+    # B's day 0's; bar 3 as emitted is all NaN; the times are those of the bars asked for.
+    gap = (NAN,) * 5
+    src = ReplaySource(panel([GOOD, (10.0, 11.0, 9.0, 10.25, 1.0), (10.0, 11.0, 9.0, -1.0, 1.0),
+                              gap], [GOOD, gap, gap, gap]))  # fmt: skip
+    marks = src.resume_marks(3, [1, 3, 7])
+    assert marks.closes == {"A": 10.25, "B": 10.5}
+    assert marks.last_bar.index == 3 and np.isnan(marks.last_bar.close).all()
+    day = np.datetime64("2024-01-02", "us")
+    assert marks.times == {1: day + np.timedelta64(1, "D"), 3: day + np.timedelta64(3, "D")}
+    assert src.emit(2).quarantined[0].rule is BadBarRule.NON_POSITIVE_PRICE  # kept for emission
+    with pytest.raises(IndexError, match="bar 4 outside the replay's 4 bars"):
+        src.resume_marks(4)
+
+
 def test_last_close_rows_are_each_symbols_last_finite_close_or_minus_one() -> None:
     gap = (NAN,) * 5
     p = panel([GOOD, GOOD, gap], [gap, gap, gap])  # by hand: A's last close is row 1, B none
