@@ -40,6 +40,7 @@ from actors.common import (
     host_name,
 )
 from actors.retry import ActorDownError, actor_errors, wait_back
+from actors.wire import DeathWatch
 from core.cluster_join import join
 from core.errors import RaytraderError
 from core.journal import Journal
@@ -186,31 +187,42 @@ class Topology:
         """Replay to the end; ``on_tick`` is called every ``tick_s`` while it runs.
 
         A feed that dies is restarted by Ray and asked to ``run`` again as soon as it is up
-        (``wait_back``; it resumes after the last ``bar_done``). ``restart_wait_s`` bounds
-        each outage: from a death until a ``run`` sent after it has gone a tick without
-        failing (so a feed that dies again and again at once is given up on, and one that
-        dies twice an hour apart is not).
+        (``wait_back``; it resumes after the last ``bar_done``). Its death is seen within a
+        tick on an idle wire connection to its process (``DeathWatch``), else when the
+        ``run`` call fails. ``restart_wait_s`` bounds each outage: from a death until a
+        ``run`` sent after it has gone a tick without failing (so a feed that dies again and
+        again at once is given up on, and one that dies twice an hour apart is not).
         """
         import ray
 
         wait_s = self.config.runtime.restart_wait_s
-        ref = self.feed.run.remote()
+        watch = DeathWatch(FEED, self.feed, restart_wait_s=wait_s)
         down_since: float | None = None
-        while True:
-            done, _ = ray.wait([ref], timeout=tick_s)
-            if on_tick is not None:
-                on_tick(self)
-            if not done:
-                down_since = None  # running again
-                continue
-            try:
-                return ray.get(ref)
-            except actor_errors() as exc:
+        try:
+            watch.watch()
+            ref = self.feed.run.remote()
+            while True:
+                done, _ = ray.wait([ref], timeout=tick_s)
+                if on_tick is not None:
+                    on_tick(self)
+                if done:
+                    try:
+                        return ray.get(ref)
+                    except actor_errors() as exc:
+                        cause: BaseException | None = exc
+                elif watch.died():  # its run died with it: Ray says so about 1.5 s later
+                    cause = None
+                else:
+                    down_since = None  # running (again)
+                    continue
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since > wait_s:
-                    raise ActorDownError(FEED, time.monotonic() - down_since, exc) from exc
+                    raise ActorDownError(FEED, time.monotonic() - down_since, cause)
                 wait_back(self.feed.pid, restart_wait_s=wait_s, name=FEED, started=down_since)
+                watch.watch()
                 ref = self.feed.run.remote()
+        finally:
+            watch.close()
 
     def stop(self) -> None:
         """Kill every actor of this run for good, strategies launched while it ran too

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from actors.retry import ActorDownError, CallTimeoutError
-from actors.wire import WireError, WirePeer, _prove, call_all
-from tests.kit.wire import Echo, PickyError
+from actors.wire import DeathWatch, WireError, WirePeer, _prove, call_all
+from tests.kit.wire import Echo, PickyError, Unreachable
 
 
 @pytest.fixture
@@ -139,3 +139,46 @@ def test_work_left_for_after_the_answer_runs_before_the_next_call(ray_session, e
     assert answer == {"pending": ["marks"], "done": []}
     assert peer.call("echo", "next")["value"] == "next"
     assert ray_session.get(echo.ran.remote()) == ["defer", "after:marks", "echo"]
+
+
+# ---------------------------------------------------------------------- death watch
+def _until(check, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.timeout(120)
+def test_a_death_watch_sees_the_process_die_and_watches_the_restarted_one(
+    ray_session, echo
+) -> None:
+    watch = DeathWatch("echo", echo, restart_wait_s=60)
+    watch.watch()
+    old = ray_session.get(echo.pid.remote())
+    assert ray_session.get(echo.echo.remote(1))["value"] == 1  # calls do not touch the watch
+    assert not watch.died()
+    os.kill(old, signal.SIGKILL)
+    assert _until(watch.died)  # end of file on the dead process's connection
+    assert watch.died() is False  # closed: nothing more to report until watched again
+    watch.watch()  # waits for the restart
+    assert ray_session.get(echo.pid.remote()) != old and not watch.died()
+    assert ray_session.get(echo.ran.remote()) == []  # the new process ran nothing for it
+    watch.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_death_watch_that_cannot_connect_says_so_and_watches_nothing(
+    ray_session, caplog
+) -> None:
+    handle = ray_session.remote(Unreachable).options(num_cpus=0).remote()
+    try:
+        watch = DeathWatch("far", handle, restart_wait_s=10)
+        with caplog.at_level("WARNING", logger="raytrader.wire"):
+            watch.watch()
+        assert "far: no death watch" in caplog.text and "its calls will tell" in caplog.text
+        assert not watch.died()
+    finally:
+        ray_session.kill(handle, no_restart=True)

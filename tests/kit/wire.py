@@ -11,7 +11,7 @@ from typing import Any
 
 from actors.common import ActorShell, exclusive
 
-__all__ = ["Echo", "PickyError"]
+__all__ = ["Echo", "PickyError", "Unreachable"]
 
 
 class PickyError(ValueError):
@@ -90,3 +90,20 @@ class Echo(ActorShell):
     def ran(self) -> list[str]:
         """The methods run so far, in order."""
         return list(self._ran)
+
+
+class Unreachable:
+    """An actor whose wire endpoint names a port nobody listens on (a firewall, say)."""
+
+    def endpoint(self) -> dict[str, Any]:
+        """A loopback port just closed again: connecting to it is refused."""
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return {"host": "127.0.0.1", "port": port, "key": "00" * 32, "pid": os.getpid()}
+
+    def pid(self) -> int:
+        """The worker process id."""
+        return os.getpid()
