@@ -179,11 +179,13 @@ def wait_back(
         if now - sent >= PROBE_EVERY_S and len(pending) < _MAX_PROBES:
             pending.append(probe.remote())
             sent = sent_at[pending[-1]] = now
-        left = min(sent + PROBE_EVERY_S, start + restart_wait_s) - time.monotonic()
+        full = len(pending) >= _MAX_PROBES  # then wait a whole period, not spin
+        next_send = (time.monotonic() if full else sent) + PROBE_EVERY_S
+        left = max(min(next_send, start + restart_wait_s) - time.monotonic(), 0.0)
         if not pending:
-            time.sleep(max(left, 0.0))
+            time.sleep(left)
             continue
-        ready, pending = ray.wait(pending, num_returns=1, timeout=max(left, 0.0))
+        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
         for ref in ready:
             del sent_at[ref]
             try:

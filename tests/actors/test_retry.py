@@ -9,10 +9,18 @@ import asyncio
 import os
 import signal
 import threading
+import time
 
 import pytest
 
-from actors.retry import ActorDownError, CallTimeoutError, call, call_sync, wait_back
+from actors.retry import (
+    _MAX_PROBES,
+    ActorDownError,
+    CallTimeoutError,
+    call,
+    call_sync,
+    wait_back,
+)
 from tests.kit.wire import Echo
 
 
@@ -71,3 +79,21 @@ def test_a_probe_an_actor_up_but_stuck_never_answers_is_a_timeout(ray_session, e
     with pytest.raises(CallTimeoutError, match=r"echo\.pid did not answer within 0\.5 s"):
         wait_back(echo.pid, restart_wait_s=60, timeout_s=0.5, name="echo")
     assert ray_session.get(busy) == ray_session.get(echo.pid.remote())  # not restarted
+
+
+@pytest.mark.timeout(60)
+def test_probes_in_flight_are_capped(ray_session, echo) -> None:
+    # An actor that is up but busy (one call at a time) holds every probe until it is free;
+    # a wait longer than the cap's worth of probes (64 x 50 ms) sends no more than the cap,
+    # each of which then runs once.
+    ray_session.get(echo.pid.remote())
+    busy = echo.sleep.remote(4.5)
+    with pytest.raises(ActorDownError, match="'echo' unreachable"):
+        wait_back(echo.ping, restart_wait_s=4.0, name="echo")
+    ray_session.get(busy)
+    deadline = time.monotonic() + 20
+    while (ran := ray_session.get(echo.ran.remote())).count("ping") < _MAX_PROBES:
+        assert time.monotonic() < deadline, ran
+        time.sleep(0.05)
+    time.sleep(0.5)  # none beyond the cap arrives late
+    assert ray_session.get(echo.ran.remote()).count("ping") == _MAX_PROBES == 64

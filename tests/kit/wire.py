@@ -87,6 +87,12 @@ class Echo(ActorShell):
                 "frozen": gc.get_freeze_count(), "stats": gc.get_stats()}  # fmt: skip
 
     @exclusive
+    def ping(self) -> int:
+        """A probe that counts itself: answers the pid."""
+        self._ran.append("ping")
+        return os.getpid()
+
+    @exclusive
     def ran(self) -> list[str]:
         """The methods run so far, in order."""
         return list(self._ran)
