@@ -24,15 +24,6 @@ from actors.retry import (
 from tests.kit.wire import Echo
 
 
-@pytest.fixture
-def echo(ray_session):
-    """A restartable ``Echo`` actor (one call at a time), killed for good after the test."""
-    ray = ray_session
-    handle = ray.remote(Echo).options(max_restarts=-1, max_task_retries=0, num_cpus=0).remote()
-    yield handle
-    ray.kill(handle, no_restart=True)
-
-
 @pytest.mark.timeout(120)
 def test_a_probe_sees_the_process_ray_restarted_after_a_sigkill(ray_session, echo) -> None:
     old = ray_session.get(echo.pid.remote())

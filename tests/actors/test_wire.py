@@ -16,15 +16,6 @@ from actors.wire import DeathWatch, WireError, WirePeer, _prove, call_all
 from tests.kit.wire import Echo, PickyError, Unreachable
 
 
-@pytest.fixture
-def echo(ray_session):
-    """A restartable ``Echo`` actor, killed for good after the test."""
-    ray = ray_session
-    handle = ray.remote(Echo).options(max_restarts=-1, max_task_retries=0, num_cpus=0).remote()
-    yield handle
-    ray.kill(handle, no_restart=True)
-
-
 def _peer(handle, timeout_s: float = 30.0, wait_s: float = 60.0) -> WirePeer:
     return WirePeer("echo", handle, restart_wait_s=wait_s, timeout_s=timeout_s)
 
