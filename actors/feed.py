@@ -483,7 +483,8 @@ class DataFeed(ActorShell):
         close fills) from the journal."""
         names = [host_name(sid) for sid in self._hosts]
         calls = [(self._actor(name).sync_fills, (), name) for name in names]
-        call_all_sync(calls, restart_wait_s=self._runtime.restart_wait_s)
+        probes = [self._actor(name).pid for name in names]
+        call_all_sync(calls, restart_wait_s=self._runtime.restart_wait_s, probes=probes)
         self._carry.clear()
 
     # ------------------------------------------------------------------ queries

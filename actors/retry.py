@@ -237,11 +237,14 @@ def call_all_sync(
     *,
     restart_wait_s: float,
     timeout_s: float | None = None,
+    probes: list[Any] | None = None,
 ) -> list[Any]:
     """Send every ``(method, args, name)`` at once and wait for all (one ``ray.wait``, not a
-    ``ray.get`` per call); a call whose actor died is sent again with ``call_sync``'s rules.
-    Answers come in the order of ``calls``; the first application error is raised after all
-    have answered."""
+    ``ray.get`` per call); a call whose actor died is sent again with ``call_sync``'s rules
+    (with ``probes[i]``, the actor's ``pid`` say, as its probe). Answers come in the order of
+    ``calls``; the first application error is raised after all have answered."""
+    if probes is not None and len(probes) != len(calls):
+        raise ValueError(f"call_all_sync: {len(probes)} probes for {len(calls)} calls")
     import ray
     from ray.exceptions import GetTimeoutError
 
@@ -255,12 +258,13 @@ def call_all_sync(
         return list(ray.get(refs))  # every answer at once: the usual case
     out: list[Any] = []
     failed: BaseException | None = None
-    for (method, args, name), ref in zip(calls, refs, strict=True):
+    for k, ((method, args, name), ref) in enumerate(zip(calls, refs, strict=True)):
         try:
             out.append(ray.get(ref))
         except errors:
+            probe = None if probes is None else probes[k]
             out.append(call_sync(method, *args, name=name, restart_wait_s=restart_wait_s,
-                                 timeout_s=timeout_s))  # fmt: skip
+                                 timeout_s=timeout_s, probe=probe))  # fmt: skip
         except GetTimeoutError:
             raise CallTimeoutError(name, "call", timeout_s or 0.0) from None
         except Exception as exc:  # the method raised: report it once all have answered

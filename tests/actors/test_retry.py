@@ -18,6 +18,7 @@ from actors.retry import (
     ActorDownError,
     CallTimeoutError,
     call,
+    call_all_sync,
     call_sync,
     wait_back,
 )
@@ -50,6 +51,29 @@ def test_a_call_the_death_failed_is_sent_again_once_and_runs_once_in_the_new_pro
     killer.join()
     assert new != old and new == ray_session.get(echo.pid.remote())
     assert ray_session.get(echo.ran.remote()) == ["sleep"]  # the new process ran it once
+
+
+@pytest.mark.timeout(120)
+def test_a_fan_out_resends_only_the_call_whose_actor_died_once_it_is_up(
+    ray_session, echo
+) -> None:
+    other = ray_session.remote(Echo).options(num_cpus=0).remote()
+    try:
+        old = ray_session.get(echo.pid.remote())
+        killer = threading.Timer(0.5, os.kill, (old, signal.SIGKILL))
+        killer.start()
+        calls = [(echo.sleep, (1.5,), "echo"), (other.echo, ("x",), "other")]
+        probes = [echo.pid, other.pid]
+        new, answer = call_all_sync(calls, restart_wait_s=60, probes=probes)
+        killer.join()
+        assert new != old and new == ray_session.get(echo.pid.remote())
+        assert answer["value"] == "x"
+        assert ray_session.get(echo.ran.remote()) == ["sleep"]  # once, in the new process
+        assert ray_session.get(other.ran.remote()) == ["echo"]  # never sent again
+        with pytest.raises(ValueError, match="1 probes for 2 calls"):
+            call_all_sync(calls, restart_wait_s=60, probes=probes[:1])
+    finally:
+        ray_session.kill(other, no_restart=True)
 
 
 @pytest.mark.timeout(60)
