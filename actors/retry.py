@@ -11,9 +11,9 @@ Whether it is back is asked with a probe (``wait_back``): a method without argum
 effects (``pid``, ``endpoint``), sent again every ``PROBE_EVERY_S`` without waiting for the
 earlier ones to fail. A single call sent to a restarting actor is not held until the actor is
 up: Ray fails it with ``ActorUnavailableError`` some 1-2 s later, often after the actor is
-ready (measured here: an actor ready 0.6 s after its SIGKILL was seen back at 1.5-2.0 s by one
-call at a time, at 0.72-0.78 s by a probe every 50 ms), and the caller would lose that time
-on every restart.
+ready (measured here: an actor ready 0.3-0.6 s after its SIGKILL was seen back at 1.5-2.0 s
+by one call at a time; one ready at 0.6 s, at 0.72-0.78 s by a probe every 50 ms), and the
+caller would lose that time on every restart.
 
 A call that takes longer than ``timeout_s`` is not retried (the actor is alive but stuck, or
 the work is too big): ``CallTimeoutError``, so the caller can stop instead of piling up calls.
