@@ -81,8 +81,9 @@ def test_an_actor_killed_for_good_is_actor_down_after_the_wait(ray_session) -> N
     handle = ray_session.remote(Echo).options(max_restarts=-1, num_cpus=0).remote()
     ray_session.get(handle.pid.remote())
     ray_session.kill(handle, no_restart=True)
-    with pytest.raises(ActorDownError, match=r"actor 'gone' unreachable for 0\.[5-9]\d* s"):
+    with pytest.raises(ActorDownError, match=r"actor 'gone' unreachable for \d+\.\d s") as err:
         wait_back(handle.pid, restart_wait_s=0.5, name="gone")
+    assert err.value.waited_s >= 0.5  # the whole wait (how much longer is the machine's load)
     with pytest.raises(ActorDownError, match="'gone' unreachable"):
         call_sync(handle.echo, 1, restart_wait_s=0.5, name="gone", probe=handle.pid)
 
