@@ -163,6 +163,7 @@ class Risk(ActorShell):
         self._after: dict[str, Any] | None = None  # the broker's last reported fill counts/quiet
         self._marked: int | None = None  # the last bar marked by this process
         self._unmarked: tuple[Any, Any] | None = None  # an open not marked yet (bar, answer)
+        self._unjournaled: list[BaseModel] = []  # marks applied, for the gate's transaction
         self._strategy_states: dict[str, StrategyState] = {}
         self._states_seq = 0
         self._unfinished = self._unfinished_kill(marks_seq)
@@ -207,9 +208,11 @@ class Risk(ActorShell):
 
     # ------------------------------------------------------------------ per bar
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, gate: bool = False) -> Iterator[None]:
         """The lock of every bar step, command and query; marks a bar opened just before
-        first, so nothing is decided (or reported) before the marks of the bar it belongs to."""
+        first, so nothing is decided (or reported) before the marks of the bar it belongs to.
+        The marks are journaled before the block runs, except for the gate (``gate``), whose
+        own transaction takes them (``_journal_marks``)."""
         with self._mutex:
             if self._unfinished is not None:  # before anything reaches the broker (a restart)
                 self._finish_kill(*self._unfinished)
@@ -219,7 +222,18 @@ class Risk(ActorShell):
                 answer = unpack(answer)
                 self._after = _after(answer)
                 self._marks(unpack(bar), answer["report"])
+            if not gate:
+                self._journal_marks()
             yield
+
+    def _journal_marks(self) -> None:
+        """Journal the marks applied since the last commit (``_marks`` leaves them for the
+        gate, which commits them with its verdicts: one commit on the bar's path, not two).
+        Under the lock; before every broker call, so a bar's marks still follow its
+        ``bar_processed`` before any other broker event (``_last_marks_seq``)."""
+        if self._unjournaled:
+            rows, self._unjournaled = self._unjournaled, []
+            self._append(rows)
 
     def _finish_kill(self, seq: int, kill: KillSwitchEngaged) -> None:
         """Carry out again, idempotently, a kill a process journaled and may not have
@@ -242,10 +256,11 @@ class Risk(ActorShell):
         """Once the wire's answer has gone (``actors.wire``): the marks ``_defer_marks`` left,
         the account gauges when due, then the held metrics. The gauges (a view of every
         sub-account, some forty series) wait for an answer that leaves no bar open: after
-        an open, the hosts are evaluating and the gate comes next."""
+        an open, the hosts are evaluating and the gate comes next, and it journals the marks
+        (after any other answer, they are journaled here: a gate without intents)."""
         marked = self._unmarked is not None
         try:
-            with self._locked():
+            with self._locked(gate=marked):
                 since = time.monotonic() - self._gauges_at
                 if since >= (GAUGE_LATE_S if marked else GAUGE_EVERY_S):
                     self._refresh_gauges()
@@ -275,7 +290,7 @@ class Risk(ActorShell):
             events = self._engine.on_bar(
                 bar.index, bar.time, report.equity, prices=prices, closed_trades=closed
             )
-            self._append(events)
+            self._unjournaled += events  # journaled by the gate, or before any other step
             self._pending_closed = []
         self._last_bar = (bar.index, bar.time)
         self._marked = bar.index
@@ -307,7 +322,9 @@ class Risk(ActorShell):
     def _broker(self, method: str, *args: Any, packed: bool = False, retry: bool = True) -> Any:
         """A broker call on the wire (``actors.wire``), on the calling thread, resent while
         the broker restarts (every broker call is idempotent; ``retry`` False: not waited
-        for); its answer unpacked, or as the broker packed it. Under the lock."""
+        for); its answer unpacked, or as the broker packed it. Under the lock, the marks
+        journaled first."""
+        self._journal_marks()
         if self._broker_wire is None:
             self._broker_wire = WirePeer(BROKER, self._actor(BROKER), restart_wait_s=self._wait_s,
                                          timeout_s=self._timeout_s)  # fmt: skip
@@ -360,7 +377,7 @@ class Risk(ActorShell):
         sub-accounts' hosts evaluate the next bar while it opens.
         """
         bar, intents = unpack(bar), _intents(intents)
-        with self._locked():
+        with self._locked(gate=True):
             self._ensure_marked(bar)
             self._cancel_restricted()
             verdicts, orders = self._decide(intents, bar.time) if intents else ([], [])
@@ -455,7 +472,9 @@ class Risk(ActorShell):
         ))  # fmt: skip
         verdicts = [refused.get(i.client_order_id) or next(checked) for i in intents]
         new = [v for v in verdicts if v.client_order_id not in known]
-        appended = self._telemetry.append(new) if new else []
+        marks, self._unjournaled = self._unjournaled, []  # the bar's marks first, one commit
+        rows = [*marks, *new]
+        appended = self._telemetry.append(rows)[len(marks):] if rows else []
         taken = {v.client_order_id for v, a in zip(new, appended, strict=True) if a.duplicate}
         if taken:  # the feed journaled these as dropped first: the engine must forget them
             log.warning("intents dropped before a decision: %s", sorted(taken))

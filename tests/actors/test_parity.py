@@ -21,7 +21,7 @@ from core.panel import WidePanel
 from core.run_config import RunConfig
 from strategies.backtest import backtest
 from strategies.registry import get_strategy
-from tests.kit.live import DATA, assert_journal_invariants, config
+from tests.kit.live import DATA, assert_journal_invariants, config, gate_commits
 
 FILES = [DATA / "ORCL.csv", DATA / "NVDA.csv", DATA / "YHOO.csv"]
 STRATEGIES = [
@@ -47,6 +47,8 @@ def test_three_strategies_through_the_actors_trade_like_their_backtests(live, tm
     panel, _ = load_wide(FILES)
     assert panel.n_bars == status["bars"]
     assert_trades_like_backtests(live, topo, cfg, panel, status)
+    commits = gate_commits(topo.journal_path)  # the marks of a bar the step opened too
+    assert commits["with verdicts"] > 50 and commits["apart"] == 0, commits
 
 
 @pytest.mark.timeout(300)
@@ -67,6 +69,9 @@ def test_a_paced_replay_with_early_hosts_trades_like_the_backtests(live, tmp_pat
     assert status["early_hosts"]["evaluated"] > status["bars"]
     assert status["early_hosts"]["reevaluated"] == 0
     assert_trades_like_backtests(live, topo, cfg, load_source(cfg.feed.data).panel, status)
+    # each bar's marks are journaled by its gate, with its verdicts: one commit, not two
+    commits = gate_commits(topo.journal_path)
+    assert commits["with verdicts"] > 50 and commits["apart"] == 0, commits
 
 
 @pytest.mark.timeout(300)

@@ -33,6 +33,7 @@ __all__ = [
     "Sluggish",
     "assert_journal_invariants",
     "config",
+    "gate_commits",
     "kill",
     "wait_for_bar",
 ]
@@ -198,6 +199,35 @@ def kill(topo: Any, name: str, how: str) -> dict[str, float]:
     status = wait_for_bar(topo, ray.get(topo.feed.status.remote())["next_bar"])
     resumed = time.monotonic() - t0
     return {"bar": bar, "back_s": back, "resumed_s": resumed, "state": status["state"]}
+
+
+def gate_commits(path: str | Path) -> Counter[str]:
+    """How each bar with verdicts journaled its marks: ``"with verdicts"`` when its
+    ``risk_marks`` row and its verdicts are one append of risk's (the same wall time, nothing
+    else between them), ``"apart"`` otherwise. Read with plain SQL, not ``core.journal``."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT seq, wall_ns, kind, source, bar_index FROM events"
+                            " ORDER BY seq").fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    marks = {bar: i for i, (_, _, kind, _, bar) in enumerate(rows)
+             if kind == EventKind.RISK_MARKS.value}  # fmt: skip
+    first_verdict: dict[int, int] = {}
+    for i, (_, _, kind, _, bar) in enumerate(rows):
+        if kind == EventKind.RISK_DECISION.value:
+            first_verdict.setdefault(bar, i)
+    out: Counter[str] = Counter()
+    for bar, v in first_verdict.items():
+        m = marks.get(bar)
+        if m is None or m > v:
+            continue  # no marks row for the bar (nothing to mark), or a verdict outside it
+        span = rows[m : v + 1]
+        one = all(r[3] == "risk" and r[1] == rows[m][1] for r in span)
+        out["with verdicts" if one else "apart"] += 1
+    return out
 
 
 def assert_journal_invariants(path: str | Path) -> dict[str, int]:
