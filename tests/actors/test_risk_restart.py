@@ -290,3 +290,70 @@ def journaled_global_state(path) -> TradingState:
     with Journal(path, readonly=True) as journal:
         engine = RiskEngine.rebuild(journal.read(REBUILD_KINDS))
     return engine.states.state(Scope.parse("global"))
+
+
+def fills(path) -> list[tuple]:
+    """Every fill journaled, as content: strategy, symbol, quantity, price, bar, reason."""
+    with Journal(path, readonly=True) as journal:
+        return [(e.event.strategy_id, e.event.symbol, e.event.qty, e.event.price,  # type: ignore[attr-defined]
+                 e.event.bar_index, e.event.reason)  # type: ignore[attr-defined]
+                for e in journal.read([EventKind.ORDER_FILLED])]  # fmt: skip
+
+
+def all_marks(path) -> list[tuple[int, tuple]]:
+    """(bar, its marks) of every ``risk_marks`` row, in order; and no bar twice."""
+    with Journal(path, readonly=True) as journal:
+        rows = [(e.event.bar_index, e.event.marks)  # type: ignore[attr-defined]
+                for e in journal.read([EventKind.RISK_MARKS])]  # fmt: skip
+    bars = [bar for bar, _ in rows]
+    assert len(bars) == len(set(bars)), "a bar marked twice"
+    return rows
+
+
+@pytest.mark.timeout(240)
+def test_a_risk_killed_between_a_bars_marks_and_its_gate_marks_the_bar_again(
+    live, tmp_path
+) -> None:
+    # Risk marks a bar right after its open but journals the marks with the bar's verdicts
+    # (one commit at the gate): while the hosts evaluate, they are in its memory only. Killed
+    # there, the restarted risk's gate marks the bar itself (from the broker's journaled
+    # open), so the journal ends with the uninterrupted run's marks, each bar's once.
+    import ray
+
+    from actors.runtime import start
+
+    key = secrets.randbits(48)
+    gate = gate_dir(key)
+    gate.mkdir()
+    try:
+        at = WARM_UP_BARS + 20
+        ref_cfg = gate_config(tmp_path / "ref.sqlite", at, key)
+        run_uninterrupted(ref_cfg, gate)
+        ref = all_marks(ref_cfg.journal.path)
+        assert at in {bar for bar, _ in ref}
+        cfg = gate_config(tmp_path / "killed.sqlite", at, key)
+        topo = start(cfg)
+        topo.feed.start.remote()
+        deadline = time.monotonic() + 120
+        while not (gate / "reached").exists():  # the gate host holds bar `at`: it is open
+            assert time.monotonic() < deadline, "the gate was never reached"
+            time.sleep(0.01)
+        time.sleep(0.3)  # risk's marks of the open are done by now (some 1 ms of work)
+        assert at not in {bar for bar, _ in all_marks(cfg.journal.path)}  # not journaled yet
+        pid = live.get(topo.risk.pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                if live.get(topo.risk.pid.remote(), timeout=60) != pid:
+                    break
+            except ray.exceptions.RayActorError:  # down while it restarts
+                time.sleep(0.05)
+        (gate / "go").touch()
+        status = topo.run()
+        assert status["state"] == "done", status
+        assert_journal_invariants(cfg.journal.path)
+        assert all_marks(cfg.journal.path) == ref
+        topo.stop()
+        assert fills(cfg.journal.path) == fills(ref_cfg.journal.path)
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
