@@ -60,8 +60,6 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     replay stops once bar ``at`` is done, call ``in_pause(topo)`` if given, SIGKILL risk
     there (unless not ``kill_risk``), let Ray restart it (its ``__init__`` rebuilds it from
     the journal), then replay to the end; returns the broker's final positions."""
-    import ray
-
     from actors.runtime import start
 
     topo = start(cfg)
@@ -77,14 +75,7 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     if in_pause is not None:
         in_pause(topo)
     if kill_risk:
-        pid = live.get(topo.risk.pid.remote())
-        os.kill(pid, signal.SIGKILL)
-        while True:
-            try:
-                if live.get(topo.risk.pid.remote(), timeout=60) != pid:
-                    break
-            except ray.exceptions.RayActorError:  # down while it restarts
-                time.sleep(0.05)
+        sigkill_risk(live, topo)
     live.get(topo.feed.resume.remote())
     status = topo.run()
     assert status["state"] == "done", status
@@ -92,6 +83,20 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     positions = live.get(topo.broker.positions.remote())
     topo.stop()
     return positions
+
+
+def sigkill_risk(live, topo) -> None:
+    """SIGKILL risk's worker and wait until Ray has restarted it (a new pid answers)."""
+    import ray
+
+    pid = live.get(topo.risk.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    while True:
+        try:
+            if live.get(topo.risk.pid.remote(), timeout=60) != pid:
+                return
+        except ray.exceptions.RayActorError:  # down while it restarts
+            time.sleep(0.05)
 
 
 def run_uninterrupted(cfg, gate) -> None:
@@ -318,8 +323,6 @@ def test_a_risk_killed_between_a_bars_marks_and_its_gate_marks_the_bar_again(
     # (one commit at the gate): while the hosts evaluate, they are in its memory only. Killed
     # there, the restarted risk's gate marks the bar itself (from the broker's journaled
     # open), so the journal ends with the uninterrupted run's marks, each bar's once.
-    import ray
-
     from actors.runtime import start
 
     key = secrets.randbits(48)
@@ -340,14 +343,7 @@ def test_a_risk_killed_between_a_bars_marks_and_its_gate_marks_the_bar_again(
             time.sleep(0.01)
         time.sleep(0.3)  # risk's marks of the open are done by now (some 1 ms of work)
         assert at not in {bar for bar, _ in all_marks(cfg.journal.path)}  # not journaled yet
-        pid = live.get(topo.risk.pid.remote())
-        os.kill(pid, signal.SIGKILL)
-        while True:
-            try:
-                if live.get(topo.risk.pid.remote(), timeout=60) != pid:
-                    break
-            except ray.exceptions.RayActorError:  # down while it restarts
-                time.sleep(0.05)
+        sigkill_risk(live, topo)
         (gate / "go").touch()
         status = topo.run()
         assert status["state"] == "done", status

@@ -222,10 +222,10 @@ def gate_commits(path: str | Path) -> Counter[str]:
     out: Counter[str] = Counter()
     for bar, v in first_verdict.items():
         m = marks.get(bar)
-        if m is None or m > v:
-            continue  # no marks row for the bar (nothing to mark), or a verdict outside it
-        span = rows[m : v + 1]
-        one = all(r[3] == "risk" and r[1] == rows[m][1] for r in span)
+        if m is None:
+            continue  # nothing to mark at that bar
+        span = rows[m : v + 1]  # empty when a verdict came first: apart
+        one = bool(span) and all(r[3] == "risk" and r[1] == rows[m][1] for r in span)
         out["with verdicts" if one else "apart"] += 1
     return out
 
