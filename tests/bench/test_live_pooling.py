@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.live import _ms, _pooled
+from bench.live import _ms, _pooled, verdict
 
 
 def _run(
@@ -45,3 +45,21 @@ def test_a_final_equity_that_differs_between_runs_is_shown() -> None:
 def test_ms_of_no_bars_is_a_dash() -> None:
     assert _ms([], 99) == "-"
     assert _ms([0.001, 0.003], 50) == "2.00"  # halfway between 1 and 3 ms
+
+
+def test_the_verdict_line_says_met_or_missed_against_each_target() -> None:
+    # 100 bars of 1..100 ms: numpy's linear p99 is 99 + 0.01 * (100 - 99) = 99.01 ms (by hand)
+    slow = [k / 1e3 for k in range(1, 101)]
+    line = verdict(slow, 4_999.0, 1.07)
+    assert "paced p99 99.01 ms < 10: missed" in line
+    assert "4,999 symbol-bars/s >= 5,000: missed" in line
+    assert "one process at 1.07 ms/bar" in line
+    # 100 bars of 0.01..1.00 ms: p99 0.9901 ms
+    fast = [k / 1e5 for k in range(1, 101)]
+    line = verdict(fast, 5_000.0, 0.75)
+    assert "paced p99 0.99 ms < 10: met" in line
+    assert "5,000 symbol-bars/s >= 5,000: met" in line
+
+
+def test_the_verdict_without_paced_bars_says_so() -> None:
+    assert "no paced bar with a fill: p99 not measured" in verdict([], 6_000.0, 0.8)
