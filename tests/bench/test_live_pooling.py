@@ -1,6 +1,7 @@
 """``bench.live``'s pooling of several paced runs: the bars of every run together, warm-ups
 and WAL resets summed, and a final equity that differs between runs of the same bars shown,
-not hidden. Expected values are written out by hand from the inputs."""
+not hidden; and its closing verdict against W5's targets. Expected values are written out by
+hand from the inputs."""
 
 from __future__ import annotations
 
@@ -51,14 +52,14 @@ def test_the_verdict_line_says_met_or_missed_against_each_target() -> None:
     # 100 bars of 1..100 ms: numpy's linear p99 is 99 + 0.01 * (100 - 99) = 99.01 ms (by hand)
     slow = [k / 1e3 for k in range(1, 101)]
     line = verdict(slow, 4_999.0, 1.07)
-    assert "paced p99 99.01 ms < 10: missed" in line
-    assert "4,999 symbol-bars/s >= 5,000: missed" in line
+    assert "paced p99 99.01 ms (target < 10 ms): missed" in line
+    assert "4,999 symbol-bars/s (target >= 5,000): missed" in line
     assert "one process at 1.07 ms/bar" in line
     # 100 bars of 0.01..1.00 ms: p99 0.9901 ms
     fast = [k / 1e5 for k in range(1, 101)]
     line = verdict(fast, 5_000.0, 0.75)
-    assert "paced p99 0.99 ms < 10: met" in line
-    assert "5,000 symbol-bars/s >= 5,000: met" in line
+    assert "paced p99 0.99 ms (target < 10 ms): met" in line
+    assert "5,000 symbol-bars/s (target >= 5,000): met" in line
 
 
 def test_the_verdict_without_paced_bars_says_so() -> None:
