@@ -60,14 +60,7 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     replay stops once bar ``at`` is done, call ``in_pause(topo)`` if given, SIGKILL risk
     there (unless not ``kill_risk``), let Ray restart it (its ``__init__`` rebuilds it from
     the journal), then replay to the end; returns the broker's final positions."""
-    from actors.runtime import start
-
-    topo = start(cfg)
-    topo.feed.start.remote()
-    deadline = time.monotonic() + 120
-    while not (gate / "reached").exists():
-        assert time.monotonic() < deadline, "the gate was never reached"
-        time.sleep(0.01)
+    topo = start_until_gate(cfg, gate)
     live.get(topo.feed.pause.remote())
     (gate / "go").touch()
     wait_quiet(topo)
@@ -83,6 +76,20 @@ def run_with_risk_killed_after(live, cfg, gate, at: int, *, in_pause=None, kill_
     positions = live.get(topo.broker.positions.remote())
     topo.stop()
     return positions
+
+
+def start_until_gate(cfg, gate):
+    """Start ``cfg``'s topology and its replay; return it once the gate host holds its bar
+    (the file ``reached``), the bar open and the replay waiting on the host."""
+    from actors.runtime import start
+
+    topo = start(cfg)
+    topo.feed.start.remote()
+    deadline = time.monotonic() + 120
+    while not (gate / "reached").exists():
+        assert time.monotonic() < deadline, "the gate was never reached"
+        time.sleep(0.01)
+    return topo
 
 
 def sigkill_risk(live, topo) -> None:
@@ -323,8 +330,6 @@ def test_a_risk_killed_between_a_bars_marks_and_its_gate_marks_the_bar_again(
     # (one commit at the gate): while the hosts evaluate, they are in its memory only. Killed
     # there, the restarted risk's gate marks the bar itself (from the broker's journaled
     # open), so the journal ends with the uninterrupted run's marks, each bar's once.
-    from actors.runtime import start
-
     key = secrets.randbits(48)
     gate = gate_dir(key)
     gate.mkdir()
@@ -335,12 +340,7 @@ def test_a_risk_killed_between_a_bars_marks_and_its_gate_marks_the_bar_again(
         ref = all_marks(ref_cfg.journal.path)
         assert at in {bar for bar, _ in ref}
         cfg = gate_config(tmp_path / "killed.sqlite", at, key)
-        topo = start(cfg)
-        topo.feed.start.remote()
-        deadline = time.monotonic() + 120
-        while not (gate / "reached").exists():  # the gate host holds bar `at`: it is open
-            assert time.monotonic() < deadline, "the gate was never reached"
-            time.sleep(0.01)
+        topo = start_until_gate(cfg, gate)  # the gate host holds bar `at`: it is open
         time.sleep(0.3)  # risk's marks of the open are done by now (some 1 ms of work)
         assert at not in {bar for bar, _ in all_marks(cfg.journal.path)}  # not journaled yet
         sigkill_risk(live, topo)
