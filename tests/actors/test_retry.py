@@ -81,6 +81,14 @@ def test_an_actor_killed_for_good_is_actor_down_after_the_wait(ray_session) -> N
     handle = ray_session.remote(Echo).options(max_restarts=-1, num_cpus=0).remote()
     ray_session.get(handle.pid.remote())
     ray_session.kill(handle, no_restart=True)
+    deadline = time.monotonic() + 30  # ray.kill returns at once: a call may still get through
+    while True:
+        try:
+            ray_session.get(handle.pid.remote(), timeout=10)
+        except ray_session.exceptions.RayActorError:
+            break  # gone for good
+        assert time.monotonic() < deadline, "the killed actor kept answering"
+        time.sleep(0.05)
     with pytest.raises(ActorDownError, match=r"actor 'gone' unreachable for \d+\.\d s") as err:
         wait_back(handle.pid, restart_wait_s=0.5, name="gone")
     assert err.value.waited_s >= 0.5  # the whole wait (how much longer is the machine's load)
